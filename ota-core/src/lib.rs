@@ -1,0 +1,49 @@
+//! # ota-core
+//!
+//! The domain of over-the-air (OTA) updates for device fleets, as a library with no I/O.
+//!
+//! A **package** is a firmware or software image identified by (tenant, kind, title, version),
+//! with a checksum that devices verify ([`checksum`]). Packages are **assigned** to a device, a
+//! device group or a device profile; the **effective package** of a device is decided by
+//! precedence (device, then the most recent compatible group assignment, then the profile) and
+//! compatibility ([`precedence`]).
+//!
+//! When a device's effective package changes, an **update** is queued for it. The update moves
+//! through ThingsBoard's states (QUEUED, INITIATED, DOWNLOADING, DOWNLOADED, VERIFIED, UPDATING,
+//! UPDATED, FAILED, CANCELED) driven by server dispatches, device reports, operator actions and
+//! timeouts; failed attempts can be retried with backoff ([`update`]).
+//!
+//! Devices speak ThingsBoard's wire vocabulary (`fw_state`, `current_fw_version`, shared
+//! attributes `fw_title`, `fw_checksum`, ...), which [`wire`] parses and builds for every
+//! transport.
+//!
+//! Time always comes from a [`clock::Clock`], so every rule is testable with a manual clock.
+//! This crate depends on no runtime, database, HTTP or MQTT crate: stores and transports live
+//! in their own crates and implement the traits defined here.
+#![warn(missing_docs)]
+
+pub mod assignment;
+pub mod campaign;
+pub mod checksum;
+pub mod clock;
+pub mod device;
+pub mod ids;
+pub mod pacing;
+pub mod package;
+pub mod precedence;
+pub mod schedule;
+pub mod update;
+pub mod validation;
+pub mod window;
+pub mod wire;
+
+pub use assignment::{Assignment, AssignmentLevel, AssignmentTarget};
+pub use checksum::{Checksum, ChecksumAlgorithm};
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use device::{CurrentVersions, Device, DeviceGroup, DeviceProfile};
+pub use ids::{
+    AssignmentId, CampaignId, DeviceId, GroupId, PackageId, ProfileId, ScheduleId, TenantId,
+    UpdateId,
+};
+pub use package::{Compatibility, Package, PackageKind, PackageSource, TitleVersion};
+pub use update::UpdateState;

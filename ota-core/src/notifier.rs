@@ -1,0 +1,104 @@
+//! Delivering update notices to devices. Transports implement [`Notifier`]; the engine calls it
+//! when it releases an update (INITIATED) and when an assignment is withdrawn.
+
+use crate::ids::{DeviceId, TenantId};
+use crate::package::PackageKind;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+
+/// What a device is told.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Notice {
+    /// New shared attributes for an update (`fw_title`, `fw_version`, `fw_size`, ...).
+    Update {
+        /// The device's tenant.
+        tenant_id: TenantId,
+        /// The device.
+        device_id: DeviceId,
+        /// Firmware or software.
+        kind: PackageKind,
+        /// The attributes, as built by [`crate::wire::update_notice`].
+        attributes: serde_json::Map<String, serde_json::Value>,
+    },
+    /// The update's shared attributes were deleted (ThingsBoard's `{"deleted":[...]}`).
+    Withdrawal {
+        /// The device's tenant.
+        tenant_id: TenantId,
+        /// The device.
+        device_id: DeviceId,
+        /// Firmware or software.
+        kind: PackageKind,
+        /// The deleted attribute keys.
+        keys: Vec<String>,
+    },
+}
+
+impl Notice {
+    /// The device the notice is for.
+    pub fn device_id(&self) -> DeviceId {
+        match self {
+            Self::Update { device_id, .. } | Self::Withdrawal { device_id, .. } => *device_id,
+        }
+    }
+
+    /// The kind the notice is about.
+    pub fn kind(&self) -> PackageKind {
+        match self {
+            Self::Update { kind, .. } | Self::Withdrawal { kind, .. } => *kind,
+        }
+    }
+}
+
+/// A notice could not be handed to the transport. A device that is offline is not an error:
+/// it reads its shared attributes when it comes back.
+#[derive(Debug, thiserror::Error)]
+#[error("notification failed: {message}")]
+pub struct NotifyError {
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Delivers notices to devices.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Delivers `notice`, or queues it for delivery.
+    async fn notify(&self, notice: &Notice) -> Result<(), NotifyError>;
+}
+
+/// A notifier that only records what it was given. For tests.
+#[derive(Debug, Default)]
+pub struct RecordingNotifier {
+    notices: Mutex<Vec<Notice>>,
+}
+
+impl RecordingNotifier {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every notice so far, in order.
+    pub fn notices(&self) -> Vec<Notice> {
+        self.notices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Takes every notice so far, leaving the recorder empty.
+    pub fn take(&self) -> Vec<Notice> {
+        std::mem::take(&mut *self.notices.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[async_trait]
+impl Notifier for RecordingNotifier {
+    async fn notify(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.notices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(notice.clone());
+        Ok(())
+    }
+}

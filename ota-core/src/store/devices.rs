@@ -1,0 +1,97 @@
+//! Devices, profiles, groups, memberships and access tokens.
+
+use super::{Page, PageRequest, StoreError};
+use crate::device::{Device, DeviceGroup, DeviceProfile};
+use crate::ids::{DeviceId, GroupId, ProfileId, TenantId};
+use crate::package::{PackageKind, TitleVersion};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Which devices a listing walks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceSelector {
+    /// Every device of the tenant.
+    All,
+    /// The devices of one profile.
+    Profile(ProfileId),
+    /// The members of one group.
+    Group(GroupId),
+}
+
+/// Stores devices, profiles and groups.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Stores a new profile; [`StoreError::Conflict`] when the name is taken in the tenant.
+    async fn create_profile(&self, profile: &DeviceProfile) -> Result<(), StoreError>;
+    /// The profile `id`.
+    async fn get_profile(&self, tenant: TenantId, id: ProfileId)
+        -> Result<DeviceProfile, StoreError>;
+    /// The tenant's profiles, ordered by id.
+    async fn list_profiles(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<DeviceProfile>, StoreError>;
+
+    /// Stores a new group; [`StoreError::Conflict`] when the name is taken in the tenant.
+    async fn create_group(&self, group: &DeviceGroup) -> Result<(), StoreError>;
+    /// The group `id`.
+    async fn get_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError>;
+    /// The tenant's groups, ordered by id.
+    async fn list_groups(
+        &self,
+        tenant: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<DeviceGroup>, StoreError>;
+
+    /// Stores new devices, all or none. [`StoreError::Conflict`] when a name is taken in the
+    /// tenant or an access token anywhere; [`StoreError::NotFound`] for an unknown profile or
+    /// group.
+    async fn create_devices(&self, devices: &[Device]) -> Result<(), StoreError>;
+    /// The device `id`.
+    async fn get_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError>;
+    /// The devices with these names (unknown names are left out), in no particular order.
+    async fn find_devices_by_name(
+        &self,
+        tenant: TenantId,
+        names: &[String],
+    ) -> Result<Vec<Device>, StoreError>;
+    /// The device whose access token this is, in whatever tenant.
+    async fn device_by_token(&self, token: &str) -> Result<Device, StoreError>;
+    /// Devices selected by `selector`, ordered by id.
+    async fn list_devices(
+        &self,
+        tenant: TenantId,
+        selector: DeviceSelector,
+        page: PageRequest,
+    ) -> Result<Page<Device>, StoreError>;
+    /// How many devices `selector` selects.
+    async fn count_devices(
+        &self,
+        tenant: TenantId,
+        selector: DeviceSelector,
+    ) -> Result<u64, StoreError>;
+    /// Moves a device to another profile.
+    async fn set_device_profile(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        profile: ProfileId,
+    ) -> Result<Device, StoreError>;
+    /// Replaces a device's group memberships.
+    async fn set_device_groups(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        groups: &BTreeSet<GroupId>,
+    ) -> Result<Device, StoreError>;
+    /// Records what a device reports as running for `kind`.
+    async fn set_current_version(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        kind: PackageKind,
+        current: Option<TitleVersion>,
+    ) -> Result<(), StoreError>;
+}

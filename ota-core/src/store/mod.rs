@@ -1,0 +1,38 @@
+//! The store traits: small capability traits that every backend implements, one error type
+//! they all map into, keyset paging and content streams.
+//!
+//! Every trait is object-safe and used as `Arc<dyn ...>`; [`Store`] bundles them for the
+//! engine. `crate::memory` holds the reference implementation and `crate::conformance` the
+//! suite every implementation must pass.
+
+mod assignments;
+mod audit_log;
+mod content;
+mod devices;
+mod error;
+mod pace;
+mod packages;
+mod paging;
+mod updates;
+
+pub use assignments::AssignmentStore;
+pub use audit_log::AuditStore;
+pub use content::{ByteRange, ByteStream};
+pub use devices::{DeviceSelector, DeviceStore};
+pub use error::StoreError;
+pub use pace::{PaceStore, VersionedPace};
+pub use packages::PackageStore;
+pub use paging::{Page, PageRequest, MAX_PAGE_SIZE};
+pub use updates::{ClaimRequest, QueueScope, UpdateFilter, UpdateStore};
+
+/// Every capability the engine needs, in one object-safe trait. Implemented for any type that
+/// implements all of them.
+pub trait Store:
+    PackageStore + DeviceStore + AssignmentStore + UpdateStore + AuditStore + PaceStore
+{
+}
+
+impl<T> Store for T where
+    T: PackageStore + DeviceStore + AssignmentStore + UpdateStore + AuditStore + PaceStore
+{
+}

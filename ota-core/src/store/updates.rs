@@ -1,0 +1,150 @@
+//! Updates: bulk creation, compare-and-set transitions, claims of due work with leases,
+//! listings and counts, and the history of every event.
+
+use super::{Page, PageRequest, StoreError};
+use crate::clock::Timestamp;
+use crate::ids::{CampaignId, DeviceId, PackageId, TenantId, UpdateId};
+use crate::package::PackageKind;
+use crate::update::{HistoryEntry, Update, UpdateState};
+use async_trait::async_trait;
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+/// Which updates a listing or count selects. Every field narrows the selection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateFilter {
+    /// Only updates in one of these states (empty: any state).
+    pub states: Vec<UpdateState>,
+    /// Only updates of this campaign.
+    pub campaign_id: Option<CampaignId>,
+    /// Only updates of this device.
+    pub device_id: Option<DeviceId>,
+    /// Only updates of this kind.
+    pub kind: Option<PackageKind>,
+    /// Only updates to this package.
+    pub package_id: Option<PackageId>,
+}
+
+impl UpdateFilter {
+    /// Updates in `state`.
+    pub fn in_state(state: UpdateState) -> Self {
+        Self {
+            states: vec![state],
+            ..Self::default()
+        }
+    }
+
+    /// Whether `update` is selected.
+    pub fn matches(&self, update: &Update) -> bool {
+        (self.states.is_empty() || self.states.contains(&update.state))
+            && self.campaign_id.is_none_or(|c| update.campaign_id == Some(c))
+            && self.device_id.is_none_or(|d| update.device_id == d)
+            && self.kind.is_none_or(|k| update.kind == k)
+            && self.package_id.is_none_or(|p| update.package_id == p)
+    }
+}
+
+/// Which queued updates a claim takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueueScope {
+    /// Updates that belong to no campaign (made by assignments).
+    Direct,
+    /// Updates of one campaign.
+    Campaign(CampaignId),
+}
+
+/// A request to claim work: up to `limit` updates, leased to `owner` until `now + lease`.
+/// Updates leased to someone else whose lease has not run out are never returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClaimRequest {
+    /// The current time.
+    pub now: Timestamp,
+    /// At most this many.
+    pub limit: u32,
+    /// Who claims (an engine instance's id).
+    pub owner: String,
+    /// How long the claim holds.
+    pub lease: Duration,
+}
+
+/// Stores updates and their history.
+#[async_trait]
+pub trait UpdateStore: Send + Sync {
+    /// Stores new updates, all or none. [`StoreError::Conflict`] when an id exists or when a
+    /// device would get a second unfinished (non-terminal) update of one kind.
+    async fn create_updates(&self, updates: &[Update]) -> Result<(), StoreError>;
+
+    /// Writes `update` if the stored revision is still `expected_revision`, appending
+    /// `history` in the same atomic step and dropping any claim on it.
+    /// [`StoreError::PreconditionFailed`] when another writer came first: nothing is written.
+    async fn transition(
+        &self,
+        update: &Update,
+        expected_revision: u64,
+        history: &HistoryEntry,
+    ) -> Result<(), StoreError>;
+
+    /// Appends an event that changed nothing (ignored or rejected) to the history.
+    async fn append_history(&self, entry: &HistoryEntry) -> Result<(), StoreError>;
+
+    /// The update `id`.
+    async fn get_update(&self, tenant: TenantId, id: UpdateId) -> Result<Update, StoreError>;
+
+    /// The most recent update of a device for a kind (in any state).
+    async fn latest_update(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+    ) -> Result<Option<Update>, StoreError>;
+
+    /// Updates selected by `filter`, ordered by id.
+    async fn list_updates(
+        &self,
+        tenant: TenantId,
+        filter: &UpdateFilter,
+        page: PageRequest,
+    ) -> Result<Page<Update>, StoreError>;
+
+    /// How many updates `filter` selects, in one tenant or (`None`) in all.
+    async fn count_updates(
+        &self,
+        tenant: Option<TenantId>,
+        filter: &UpdateFilter,
+    ) -> Result<u64, StoreError>;
+
+    /// Claims up to `limit` QUEUED updates of `scope`, oldest first, that nobody else holds.
+    /// Two claimers never get the same update while a lease holds.
+    async fn claim_queued(
+        &self,
+        request: &ClaimRequest,
+        scope: QueueScope,
+    ) -> Result<Vec<Update>, StoreError>;
+
+    /// Claims up to `limit` updates whose `wake_at` is at or before `now` (a timeout to check
+    /// or a retry to start), earliest first, that nobody else holds.
+    async fn claim_due(&self, request: &ClaimRequest) -> Result<Vec<Update>, StoreError>;
+
+    /// Gives back a claim that was not used, so that others may take the update at once.
+    async fn release_claim(
+        &self,
+        tenant: TenantId,
+        id: UpdateId,
+        owner: &str,
+    ) -> Result<(), StoreError>;
+
+    /// The history of one update (every attempt), oldest first.
+    async fn update_history(
+        &self,
+        tenant: TenantId,
+        id: UpdateId,
+    ) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// The most recent `limit` history entries of a device, newest first.
+    async fn device_history(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError>;
+}
