@@ -27,6 +27,7 @@ pub mod campaign;
 pub mod checksum;
 pub mod clock;
 pub mod device;
+mod duration_serde;
 pub mod ids;
 pub mod pacing;
 pub mod package;
@@ -46,4 +47,4 @@ pub use ids::{
     UpdateId,
 };
 pub use package::{Compatibility, Package, PackageKind, PackageSource, TitleVersion};
-pub use update::UpdateState;
+pub use update::{Update, UpdateState};

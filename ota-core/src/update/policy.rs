@@ -1,0 +1,137 @@
+//! How long each state may last and how failed attempts are retried.
+
+use super::UpdateState;
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A timeout per state: an update that stays longer in a state fails, with a reason naming
+/// the state. States without an entry never time out. The default has none.
+///
+/// Serialized as a map from state name to milliseconds: `{"INITIATED": 600000}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timeouts {
+    millis: BTreeMap<UpdateState, i64>,
+}
+
+impl Timeouts {
+    /// No timeouts.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// These timeouts with `state` limited to `limit` (a non-positive limit removes it;
+    /// terminal states never time out and are ignored).
+    pub fn with(mut self, state: UpdateState, limit: Duration) -> Self {
+        self.set(state, Some(limit));
+        self
+    }
+
+    /// Sets or removes the timeout of `state`.
+    pub fn set(&mut self, state: UpdateState, limit: Option<Duration>) {
+        match limit {
+            Some(d) if d > Duration::zero() && !state.is_terminal() => {
+                self.millis.insert(state, d.num_milliseconds().max(1));
+            }
+            _ => {
+                self.millis.remove(&state);
+            }
+        }
+    }
+
+    /// The timeout of `state`, if any.
+    pub fn get(&self, state: UpdateState) -> Option<Duration> {
+        if state.is_terminal() {
+            return None;
+        }
+        self.millis
+            .get(&state)
+            .and_then(|ms| Duration::try_milliseconds(*ms))
+            .filter(|d| *d > Duration::zero())
+    }
+
+    /// Every state with a timeout.
+    pub fn iter(&self) -> impl Iterator<Item = (UpdateState, Duration)> + '_ {
+        UpdateState::ALL
+            .into_iter()
+            .filter_map(|s| self.get(s).map(|d| (s, d)))
+    }
+}
+
+/// Automatic retries of failed attempts with exponential backoff.
+///
+/// Attempt `n` (counting from 1) that fails is retried after
+/// `initial_backoff * multiplier^(n-1)`, at most `max_backoff`, as long as `n < max_attempts`.
+/// The default, `max_attempts = 1`, never retries automatically; operators can always retry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included. 0 and 1 both mean no automatic retry.
+    pub max_attempts: u32,
+    /// Wait before the first retry.
+    #[serde(with = "crate::duration_serde::millis")]
+    pub initial_backoff: Duration,
+    /// Factor applied to the wait for each further retry (1 keeps it constant).
+    pub multiplier: u32,
+    /// Longest wait.
+    #[serde(with = "crate::duration_serde::millis")]
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 1,
+            initial_backoff: Duration::seconds(30),
+            multiplier: 2,
+            max_backoff: Duration::hours(1),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No automatic retry.
+    pub fn never() -> Self {
+        Self::default()
+    }
+
+    /// Up to `max_attempts` attempts in all, first retry after `initial_backoff`, doubling up
+    /// to one hour.
+    pub fn attempts(max_attempts: u32, initial_backoff: Duration) -> Self {
+        Self {
+            max_attempts,
+            initial_backoff,
+            ..Self::default()
+        }
+    }
+
+    /// The wait before retrying after attempt `attempt` failed, or `None` when no automatic
+    /// retry follows it.
+    pub fn backoff_after(&self, attempt: u32) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        let initial = self.initial_backoff.max(Duration::zero());
+        let cap = self.max_backoff.max(initial);
+        let mut wait = initial;
+        for _ in 1..attempt {
+            match wait.checked_mul(i32::try_from(self.multiplier.max(1)).unwrap_or(i32::MAX)) {
+                Some(next) if next <= cap => wait = next,
+                _ => return Some(cap),
+            }
+        }
+        Some(wait.min(cap))
+    }
+}
+
+/// The timeouts and retry policy that govern an update (a campaign's own, or the engine's
+/// default for direct assignments).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatePolicy {
+    /// Timeouts per state.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Automatic retries.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+}
