@@ -23,16 +23,21 @@
 #![warn(missing_docs)]
 
 pub mod assignment;
+pub mod audit;
 pub mod campaign;
 pub mod checksum;
 pub mod clock;
 pub mod device;
 mod duration_serde;
 pub mod ids;
+#[cfg(feature = "memory")]
+pub mod memory;
+pub mod notifier;
 pub mod pacing;
 pub mod package;
 pub mod precedence;
 pub mod schedule;
+pub mod store;
 pub mod update;
 pub mod validation;
 pub mod window;

@@ -25,8 +25,11 @@ pub trait DeviceStore: Send + Sync {
     /// Stores a new profile; [`StoreError::Conflict`] when the name is taken in the tenant.
     async fn create_profile(&self, profile: &DeviceProfile) -> Result<(), StoreError>;
     /// The profile `id`.
-    async fn get_profile(&self, tenant: TenantId, id: ProfileId)
-        -> Result<DeviceProfile, StoreError>;
+    async fn get_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+    ) -> Result<DeviceProfile, StoreError>;
     /// The tenant's profiles, ordered by id.
     async fn list_profiles(
         &self,

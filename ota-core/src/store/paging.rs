@@ -54,11 +54,17 @@ pub struct Page<T> {
 impl<T> Page<T> {
     /// Builds a page from up to `limit + 1` items read in id order: when there is one more
     /// than the limit, the page is full and `next` resumes after its last item.
-    pub fn from_overfetch(mut items: Vec<T>, request: &PageRequest, id: impl Fn(&T) -> Uuid) -> Self {
+    pub fn from_overfetch(
+        mut items: Vec<T>,
+        request: &PageRequest,
+        id: impl Fn(&T) -> Uuid,
+    ) -> Self {
         let limit = request.effective_limit();
         let next = if items.len() > limit {
             items.truncate(limit);
-            items.last().map(|last| PageRequest::after(id(last), request.limit))
+            items
+                .last()
+                .map(|last| PageRequest::after(id(last), request.limit))
         } else {
             None
         };

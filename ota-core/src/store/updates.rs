@@ -37,7 +37,9 @@ impl UpdateFilter {
     /// Whether `update` is selected.
     pub fn matches(&self, update: &Update) -> bool {
         (self.states.is_empty() || self.states.contains(&update.state))
-            && self.campaign_id.is_none_or(|c| update.campaign_id == Some(c))
+            && self
+                .campaign_id
+                .is_none_or(|c| update.campaign_id == Some(c))
             && self.device_id.is_none_or(|d| update.device_id == d)
             && self.kind.is_none_or(|k| update.kind == k)
             && self.package_id.is_none_or(|p| update.package_id == p)

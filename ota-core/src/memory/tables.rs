@@ -1,0 +1,144 @@
+//! The tables behind [`super::MemoryStore`], with the indexes its queries need.
+
+use crate::assignment::{Assignment, AssignmentTarget};
+use crate::audit::AuditEntry;
+use crate::clock::Timestamp;
+use crate::device::{Device, DeviceGroup, DeviceProfile};
+use crate::ids::{CampaignId, DeviceId, GroupId, PackageId, ProfileId, TenantId, UpdateId};
+use crate::package::{Package, PackageKind};
+use crate::store::{StoreError, VersionedPace};
+use crate::update::{HistoryEntry, Update, UpdateState};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// A stored update with its claim.
+#[derive(Clone, Debug)]
+pub(super) struct UpdateSlot {
+    pub update: Update,
+    /// Holder and expiry of the claim, if any.
+    pub lease: Option<(String, Timestamp)>,
+}
+
+impl UpdateSlot {
+    /// Whether someone other than `owner` holds an unexpired claim at `now`.
+    pub fn held_by_other(&self, owner: &str, now: Timestamp) -> bool {
+        matches!(&self.lease, Some((holder, until)) if holder != owner && *until > now)
+    }
+}
+
+/// The key of the queue an update waits in while QUEUED.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) enum QueueKey {
+    Direct,
+    Campaign(CampaignId),
+}
+
+impl QueueKey {
+    pub fn of(update: &Update) -> Self {
+        update.campaign_id.map_or(Self::Direct, Self::Campaign)
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Tables {
+    // Packages.
+    pub packages: HashMap<PackageId, Package>,
+    pub package_keys: HashMap<(TenantId, PackageKind, String, String), PackageId>,
+    pub tenant_packages: HashMap<TenantId, BTreeSet<PackageId>>,
+    pub content: HashMap<PackageId, Vec<Bytes>>,
+    // Profiles and groups.
+    pub profiles: HashMap<ProfileId, DeviceProfile>,
+    pub tenant_profiles: HashMap<TenantId, BTreeMap<ProfileId, ()>>,
+    pub profile_names: HashMap<(TenantId, String), ProfileId>,
+    pub groups: HashMap<GroupId, DeviceGroup>,
+    pub tenant_groups: HashMap<TenantId, BTreeMap<GroupId, ()>>,
+    pub group_names: HashMap<(TenantId, String), GroupId>,
+    // Devices.
+    pub devices: HashMap<DeviceId, Device>,
+    pub tenant_devices: HashMap<TenantId, BTreeSet<DeviceId>>,
+    pub device_names: HashMap<(TenantId, String), DeviceId>,
+    pub tokens: HashMap<String, DeviceId>,
+    pub profile_members: HashMap<ProfileId, BTreeSet<DeviceId>>,
+    pub group_members: HashMap<GroupId, BTreeSet<DeviceId>>,
+    // Assignments.
+    pub assignments: HashMap<(TenantId, PackageKind, AssignmentTarget), Assignment>,
+    // Updates.
+    pub updates: HashMap<UpdateId, UpdateSlot>,
+    pub tenant_updates: HashMap<TenantId, BTreeSet<UpdateId>>,
+    pub latest: HashMap<(DeviceId, PackageKind), UpdateId>,
+    pub queues: HashMap<QueueKey, BTreeSet<(Timestamp, UpdateId)>>,
+    pub due: BTreeSet<(Timestamp, UpdateId)>,
+    pub state_counts: HashMap<(TenantId, UpdateState), u64>,
+    // History.
+    pub history: Vec<HistoryEntry>,
+    pub history_by_update: HashMap<UpdateId, Vec<usize>>,
+    pub history_by_device: HashMap<DeviceId, Vec<usize>>,
+    // Audit and paces.
+    pub audit: HashMap<TenantId, BTreeMap<Uuid, AuditEntry>>,
+    pub paces: HashMap<String, VersionedPace>,
+}
+
+impl Tables {
+    /// The device `id` of `tenant`.
+    pub fn device(&self, tenant: TenantId, id: DeviceId) -> Result<&Device, StoreError> {
+        self.devices
+            .get(&id)
+            .filter(|d| d.tenant_id == tenant)
+            .ok_or_else(|| StoreError::not_found("device", id))
+    }
+
+    /// The update `id` of `tenant`.
+    pub fn update(&self, tenant: TenantId, id: UpdateId) -> Result<&UpdateSlot, StoreError> {
+        self.updates
+            .get(&id)
+            .filter(|s| s.update.tenant_id == tenant)
+            .ok_or_else(|| StoreError::not_found("update", id))
+    }
+
+    /// Adds the indexes of `update` (a new or changed record).
+    pub fn index_update(&mut self, update: &Update) {
+        if update.state == UpdateState::Queued {
+            self.queues
+                .entry(QueueKey::of(update))
+                .or_default()
+                .insert((update.state_changed_at, update.id));
+        }
+        if let Some(at) = update.wake_at {
+            self.due.insert((at, update.id));
+        }
+        *self
+            .state_counts
+            .entry((update.tenant_id, update.state))
+            .or_default() += 1;
+    }
+
+    /// Removes the indexes of `update` (the record as it was).
+    pub fn unindex_update(&mut self, update: &Update) {
+        if update.state == UpdateState::Queued {
+            if let Some(q) = self.queues.get_mut(&QueueKey::of(update)) {
+                q.remove(&(update.state_changed_at, update.id));
+            }
+        }
+        if let Some(at) = update.wake_at {
+            self.due.remove(&(at, update.id));
+        }
+        if let Some(n) = self.state_counts.get_mut(&(update.tenant_id, update.state)) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Appends a history entry with its indexes.
+    pub fn push_history(&mut self, entry: HistoryEntry) {
+        let at = self.history.len();
+        self.history_by_update
+            .entry(entry.update_id)
+            .or_default()
+            .push(at);
+        self.history_by_device
+            .entry(entry.device_id)
+            .or_default()
+            .push(at);
+        self.history.push(entry);
+    }
+}
