@@ -27,6 +27,8 @@ pub mod audit;
 pub mod campaign;
 pub mod checksum;
 pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod device;
 mod duration_serde;
 pub mod ids;

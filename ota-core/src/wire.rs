@@ -1,1 +1,802 @@
-//! (in progress)
+//! ThingsBoard's OTA wire vocabulary, shared by every transport.
+//!
+//! - Devices report telemetry with the keys `fw_state`, `current_fw_title`,
+//!   `current_fw_version`, `fw_error` and (our extension) `fw_progress`, or the same with `sw`
+//!   for software. [`parse_reports`] turns a telemetry payload into [`DeviceReport`]s.
+//! - The server pushes shared attributes `fw_title`, `fw_version`, `fw_size`, `fw_checksum`,
+//!   `fw_checksum_algorithm`, optional `fw_tag` and, for external packages, `fw_url`;
+//!   [`update_notice`] builds them and [`notice_keys`] / [`deletion_notice`] name them for
+//!   deletion when a package is unassigned.
+//!
+//! Telemetry payloads are JSON in one of ThingsBoard's forms: an object of key/values
+//! (`{"fw_state":"DOWNLOADING"}`), an object with a timestamp
+//! (`{"ts":1700000000000,"values":{..}}`), or an array of such timestamped objects.
+
+use crate::package::{Package, PackageKind, PackageSource, TitleVersion};
+use crate::update::UpdateState;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// What a device reported about one kind of package in one telemetry entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    /// Firmware (`fw_*` keys) or software (`sw_*` keys).
+    pub kind: PackageKind,
+    /// The entry's timestamp in milliseconds since the Unix epoch, when the payload had one.
+    pub ts: Option<i64>,
+    /// `fw_state`: the update's state as the device sees it.
+    pub state: Option<UpdateState>,
+    /// `current_fw_title`: the title of the package the device runs.
+    pub current_title: Option<String>,
+    /// `current_fw_version`: the version of the package the device runs.
+    pub current_version: Option<String>,
+    /// `fw_error`: the device's error text.
+    pub error: Option<String>,
+    /// `fw_progress`: download or install progress in percent (0 to 100).
+    pub progress: Option<u8>,
+}
+
+impl DeviceReport {
+    /// An empty report of `kind` at `ts`.
+    fn empty(kind: PackageKind, ts: Option<i64>) -> Self {
+        Self {
+            kind,
+            ts,
+            state: None,
+            current_title: None,
+            current_version: None,
+            error: None,
+            progress: None,
+        }
+    }
+
+    /// The package the device says it runs, when it reported both title and version.
+    pub fn current(&self) -> Option<TitleVersion> {
+        match (&self.current_title, &self.current_version) {
+            (Some(title), Some(version)) => Some(TitleVersion::new(title.clone(), version.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// A telemetry payload that cannot be read as OTA reports.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The payload is not UTF-8.
+    #[error("payload is not valid UTF-8")]
+    NotUtf8,
+    /// The payload is not JSON.
+    #[error("payload is not valid JSON: {message}")]
+    InvalidJson {
+        /// The parser's message.
+        message: String,
+    },
+    /// The payload is JSON but neither an object nor an array of objects.
+    #[error("payload must be a JSON object or an array of objects, found {found}")]
+    NotAnObject {
+        /// What was found instead (`string`, `array of numbers`, ...).
+        found: &'static str,
+    },
+    /// A known key has a value of the wrong type or out of range.
+    #[error("invalid value for {key}: {message}")]
+    InvalidValue {
+        /// The key (`fw_state`, `sw_progress`, `ts`, ...).
+        key: String,
+        /// What is wrong with the value.
+        message: String,
+    },
+    /// An entry of a telemetry array has no `values` object.
+    #[error("telemetry array entries must have a \"values\" object")]
+    MissingValues,
+}
+
+/// Parses a device telemetry payload into OTA reports.
+///
+/// The payload is UTF-8 JSON: an object of key/values, an object `{"ts": <ms>, "values":
+/// {..}}`, or an array of such timestamped objects (an empty array gives no reports). For each
+/// entry, in payload order, one report is produced per kind that has at least one of its keys
+/// (`{p}_state`, `current_{p}_title`, `current_{p}_version`, `{p}_error`, `{p}_progress` with
+/// `p` = `fw` or `sw`), firmware before software. Other keys are ignored, and so is a known key
+/// whose value is `null`.
+///
+/// Values: `{p}_state` is a state name ([`UpdateState`], case-insensitive); titles and versions
+/// are strings, numbers being taken as their text (`2` gives `"2"`); `{p}_error` is a string;
+/// `{p}_progress` is an integer from 0 to 100, as a number or a string. `ts`, when present, is
+/// an integer.
+pub fn parse_reports(payload: &[u8]) -> Result<Vec<DeviceReport>, WireError> {
+    let text = std::str::from_utf8(payload).map_err(|_| WireError::NotUtf8)?;
+    let value: Value = serde_json::from_str(text).map_err(|e| WireError::InvalidJson {
+        message: e.to_string(),
+    })?;
+    let mut reports = Vec::new();
+    match value {
+        Value::Object(object) => {
+            if object.contains_key("ts") && object.contains_key("values") {
+                parse_timestamped(&object, &mut reports)?;
+            } else {
+                parse_values(&object, None, &mut reports)?;
+            }
+        }
+        Value::Array(entries) => {
+            for entry in &entries {
+                match entry {
+                    Value::Object(object) => parse_timestamped(object, &mut reports)?,
+                    other => {
+                        return Err(WireError::NotAnObject {
+                            found: array_of(other),
+                        })
+                    }
+                }
+            }
+        }
+        other => {
+            return Err(WireError::NotAnObject {
+                found: type_name(&other),
+            })
+        }
+    }
+    Ok(reports)
+}
+
+/// Parses `{"ts": .., "values": {..}}`.
+fn parse_timestamped(
+    entry: &Map<String, Value>,
+    reports: &mut Vec<DeviceReport>,
+) -> Result<(), WireError> {
+    let values = match entry.get("values") {
+        Some(Value::Object(values)) => values,
+        _ => return Err(WireError::MissingValues),
+    };
+    let ts = match entry.get("ts") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| WireError::InvalidValue {
+            key: "ts".to_string(),
+            message: format!("expected an integer number of milliseconds, got {n}"),
+        })?),
+        Some(other) => {
+            return Err(WireError::InvalidValue {
+                key: "ts".to_string(),
+                message: format!(
+                    "expected an integer number of milliseconds, got a {}",
+                    type_name(other)
+                ),
+            })
+        }
+    };
+    parse_values(values, ts, reports)
+}
+
+/// Parses one entry's key/values into at most one report per kind.
+fn parse_values(
+    values: &Map<String, Value>,
+    ts: Option<i64>,
+    reports: &mut Vec<DeviceReport>,
+) -> Result<(), WireError> {
+    for kind in PackageKind::ALL {
+        let p = kind.prefix();
+        let mut report = DeviceReport::empty(kind, ts);
+        let mut any = false;
+
+        let key = format!("{p}_state");
+        if let Some(v) = present(values, &key) {
+            let name = expect_string(&key, v)?;
+            report.state = Some(name.parse().map_err(|e: crate::update::UnknownState| {
+                WireError::InvalidValue {
+                    key: key.clone(),
+                    message: e.to_string(),
+                }
+            })?);
+            any = true;
+        }
+        let key = format!("current_{p}_title");
+        if let Some(v) = present(values, &key) {
+            report.current_title = Some(expect_text(&key, v)?);
+            any = true;
+        }
+        let key = format!("current_{p}_version");
+        if let Some(v) = present(values, &key) {
+            report.current_version = Some(expect_text(&key, v)?);
+            any = true;
+        }
+        let key = format!("{p}_error");
+        if let Some(v) = present(values, &key) {
+            report.error = Some(expect_string(&key, v)?.to_string());
+            any = true;
+        }
+        let key = format!("{p}_progress");
+        if let Some(v) = present(values, &key) {
+            report.progress = Some(expect_progress(&key, v)?);
+            any = true;
+        }
+
+        if any {
+            reports.push(report);
+        }
+    }
+    Ok(())
+}
+
+/// The value of `key` unless it is absent or `null`.
+fn present<'a>(values: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    values.get(key).filter(|v| !v.is_null())
+}
+
+fn expect_string<'a>(key: &str, value: &'a Value) -> Result<&'a str, WireError> {
+    value.as_str().ok_or_else(|| WireError::InvalidValue {
+        key: key.to_string(),
+        message: format!("expected a string, got a {}", type_name(value)),
+    })
+}
+
+/// A string, or a number taken as its text.
+fn expect_text(key: &str, value: &Value) -> Result<String, WireError> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        other => Err(WireError::InvalidValue {
+            key: key.to_string(),
+            message: format!("expected a string or a number, got a {}", type_name(other)),
+        }),
+    }
+}
+
+fn expect_progress(key: &str, value: &Value) -> Result<u8, WireError> {
+    let invalid = |message: String| WireError::InvalidValue {
+        key: key.to_string(),
+        message,
+    };
+    let percent = match value {
+        Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                u
+            } else if n.is_i64() {
+                return Err(invalid(format!("{n} is not a percentage from 0 to 100")));
+            } else {
+                return Err(invalid(format!(
+                    "expected an integer from 0 to 100, got {n}"
+                )));
+            }
+        }
+        Value::String(s) => {
+            let trimmed = s.trim();
+            if trimmed.starts_with('-')
+                && trimmed.len() > 1
+                && trimmed[1..].bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(invalid(format!(
+                    "{trimmed} is not a percentage from 0 to 100"
+                )));
+            }
+            if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(format!(
+                    "expected an integer from 0 to 100, got {s:?}"
+                )));
+            }
+            // All digits: only too many of them can fail, and that is out of range anyway.
+            trimmed.parse::<u64>().unwrap_or(u64::MAX)
+        }
+        other => {
+            return Err(invalid(format!(
+                "expected an integer from 0 to 100, got a {}",
+                type_name(other)
+            )))
+        }
+    };
+    match u8::try_from(percent) {
+        Ok(p) if p <= 100 => Ok(p),
+        _ => Err(invalid(format!(
+            "{percent} is not a percentage from 0 to 100"
+        ))),
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn array_of(element: &Value) -> &'static str {
+    match element {
+        Value::Null => "array of nulls",
+        Value::Bool(_) => "array of booleans",
+        Value::Number(_) => "array of numbers",
+        Value::String(_) => "array of strings",
+        Value::Array(_) => "array of arrays",
+        Value::Object(_) => "array of objects",
+    }
+}
+
+/// The shared attributes that tell a device to update to `package`: `{p}_title`,
+/// `{p}_version`, `{p}_size` (when known), `{p}_checksum` and `{p}_checksum_algorithm` (when
+/// known), `{p}_tag` (when the package has one) and `{p}_url` (for external packages).
+pub fn update_notice(package: &Package) -> Map<String, Value> {
+    let p = package.kind.prefix();
+    let mut map = Map::new();
+    map.insert(format!("{p}_title"), Value::from(package.title.clone()));
+    map.insert(format!("{p}_version"), Value::from(package.version.clone()));
+    if let Some(size) = package.size {
+        map.insert(format!("{p}_size"), Value::from(size));
+    }
+    if let Some(checksum) = &package.checksum {
+        map.insert(format!("{p}_checksum"), Value::from(checksum.value.clone()));
+        map.insert(
+            format!("{p}_checksum_algorithm"),
+            Value::from(checksum.algorithm.name()),
+        );
+    }
+    if let Some(tag) = &package.tag {
+        map.insert(format!("{p}_tag"), Value::from(tag.clone()));
+    }
+    if let PackageSource::External { url } = &package.source {
+        map.insert(format!("{p}_url"), Value::from(url.clone()));
+    }
+    map
+}
+
+const FW_KEYS: [&str; 7] = [
+    "fw_title",
+    "fw_version",
+    "fw_size",
+    "fw_checksum",
+    "fw_checksum_algorithm",
+    "fw_tag",
+    "fw_url",
+];
+
+const SW_KEYS: [&str; 7] = [
+    "sw_title",
+    "sw_version",
+    "sw_size",
+    "sw_checksum",
+    "sw_checksum_algorithm",
+    "sw_tag",
+    "sw_url",
+];
+
+/// Every shared attribute key [`update_notice`] can set for `kind` (title, version, size,
+/// checksum, checksum_algorithm, tag, url): the keys to delete when a package is unassigned.
+pub fn notice_keys(kind: PackageKind) -> &'static [&'static str] {
+    match kind {
+        PackageKind::Firmware => &FW_KEYS,
+        PackageKind::Software => &SW_KEYS,
+    }
+}
+
+/// [`notice_keys`] as owned strings, for an "attributes deleted" notification.
+pub fn deletion_notice(kind: PackageKind) -> Vec<String> {
+    notice_keys(kind).iter().map(|k| (*k).to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checksum::{Checksum, ChecksumAlgorithm};
+    use crate::ids::{PackageId, TenantId};
+    use crate::package::Compatibility;
+    use chrono::{TimeZone, Utc};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn parse(value: Value) -> Result<Vec<DeviceReport>, WireError> {
+        parse_reports(value.to_string().as_bytes())
+    }
+
+    fn report(kind: PackageKind, ts: Option<i64>) -> DeviceReport {
+        DeviceReport::empty(kind, ts)
+    }
+
+    fn invalid_key(result: Result<Vec<DeviceReport>, WireError>) -> String {
+        match result {
+            Err(WireError::InvalidValue { key, .. }) => key,
+            other => panic!("expected InvalidValue, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn object_payload() {
+        let reports = parse(json!({
+            "fw_state": "DOWNLOADING",
+            "current_fw_title": "sensor-fw",
+            "current_fw_version": "1.0.0",
+            "fw_progress": 42,
+        }))
+        .expect("valid");
+        assert_eq!(
+            reports,
+            vec![DeviceReport {
+                state: Some(UpdateState::Downloading),
+                current_title: Some("sensor-fw".into()),
+                current_version: Some("1.0.0".into()),
+                progress: Some(42),
+                ..report(PackageKind::Firmware, None)
+            }]
+        );
+        assert_eq!(
+            reports[0].current(),
+            Some(TitleVersion::new("sensor-fw", "1.0.0"))
+        );
+    }
+
+    #[test]
+    fn state_is_case_insensitive_and_error_is_kept() {
+        let reports = parse(json!({"sw_state": "failed", "sw_error": "disk full"})).expect("ok");
+        assert_eq!(
+            reports,
+            vec![DeviceReport {
+                state: Some(UpdateState::Failed),
+                error: Some("disk full".into()),
+                ..report(PackageKind::Software, None)
+            }]
+        );
+        assert_eq!(reports[0].current(), None);
+    }
+
+    #[test]
+    fn array_payload_with_several_entries_in_order() {
+        let reports = parse(json!([
+            {"ts": 1000, "values": {"fw_state": "DOWNLOADING", "fw_progress": "10"}},
+            {"ts": 2000, "values": {"temperature": 21.5}},
+            {"ts": 3000, "values": {"fw_state": "DOWNLOADED"}},
+            {"values": {"sw_state": "UPDATED"}},
+        ]))
+        .expect("valid");
+        assert_eq!(
+            reports,
+            vec![
+                DeviceReport {
+                    state: Some(UpdateState::Downloading),
+                    progress: Some(10),
+                    ..report(PackageKind::Firmware, Some(1000))
+                },
+                DeviceReport {
+                    state: Some(UpdateState::Downloaded),
+                    ..report(PackageKind::Firmware, Some(3000))
+                },
+                DeviceReport {
+                    state: Some(UpdateState::Updated),
+                    ..report(PackageKind::Software, None)
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn timestamped_object_at_top_level() {
+        let reports =
+            parse(json!({"ts": 1_700_000_000_000_i64, "values": {"fw_state": "UPDATING"}}))
+                .expect("valid");
+        assert_eq!(
+            reports,
+            vec![DeviceReport {
+                state: Some(UpdateState::Updating),
+                ..report(PackageKind::Firmware, Some(1_700_000_000_000))
+            }]
+        );
+    }
+
+    #[test]
+    fn both_kinds_in_one_object_firmware_first() {
+        let reports = parse(json!({
+            "sw_state": "UPDATED",
+            "current_sw_title": "app",
+            "current_sw_version": "3",
+            "fw_state": "VERIFIED",
+        }))
+        .expect("valid");
+        assert_eq!(reports.len(), 2);
+        assert_eq!(reports[0].kind, PackageKind::Firmware);
+        assert_eq!(reports[0].state, Some(UpdateState::Verified));
+        assert_eq!(reports[1].kind, PackageKind::Software);
+        assert_eq!(reports[1].current(), Some(TitleVersion::new("app", "3")));
+    }
+
+    #[test]
+    fn numbers_are_accepted_as_title_and_version() {
+        let reports = parse(json!({"current_fw_title": 7, "current_fw_version": 2})).expect("ok");
+        assert_eq!(reports[0].current(), Some(TitleVersion::new("7", "2")));
+        let reports = parse_reports(br#"{"current_fw_version": 1.5}"#).expect("ok");
+        assert_eq!(reports[0].current_version.as_deref(), Some("1.5"));
+    }
+
+    #[test]
+    fn unknown_keys_and_nulls_are_ignored() {
+        assert_eq!(
+            parse(json!({"temperature": 20, "fw_foo": "x", "fw_title": "t", "fw_state": null})),
+            Ok(vec![])
+        );
+        assert_eq!(parse(json!({})), Ok(vec![]));
+        assert_eq!(parse(json!([])), Ok(vec![]));
+    }
+
+    #[test]
+    fn progress_bounds() {
+        for (value, expected) in [
+            (json!(0), 0),
+            (json!(100), 100),
+            (json!("55"), 55),
+            (json!(" 7 "), 7),
+        ] {
+            let reports = parse(json!({ "fw_progress": value })).expect("valid progress");
+            assert_eq!(reports[0].progress, Some(expected));
+        }
+        for bad in [
+            json!(101),
+            json!(-1),
+            json!(12.5),
+            json!("101"),
+            json!("-3"),
+            json!("1e2"),
+            json!(""),
+            json!("99999999999999999999999"),
+            json!(u64::MAX),
+            json!(true),
+            json!([50]),
+        ] {
+            assert_eq!(
+                invalid_key(parse(json!({ "sw_progress": bad }))),
+                "sw_progress",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_not_utf8() {
+        assert_eq!(parse_reports(&[0x7b, 0xff, 0x7d]), Err(WireError::NotUtf8));
+    }
+
+    #[test]
+    fn error_invalid_json() {
+        assert!(matches!(
+            parse_reports(b"{\"fw_state\": "),
+            Err(WireError::InvalidJson { .. })
+        ));
+        assert!(matches!(
+            parse_reports(b""),
+            Err(WireError::InvalidJson { .. })
+        ));
+    }
+
+    #[test]
+    fn error_not_an_object() {
+        assert_eq!(
+            parse(json!("UPDATED")),
+            Err(WireError::NotAnObject { found: "string" })
+        );
+        assert_eq!(
+            parse(json!(5)),
+            Err(WireError::NotAnObject { found: "number" })
+        );
+        assert_eq!(
+            parse(json!(null)),
+            Err(WireError::NotAnObject { found: "null" })
+        );
+        assert_eq!(
+            parse(json!([1, 2])),
+            Err(WireError::NotAnObject {
+                found: "array of numbers"
+            })
+        );
+        assert_eq!(
+            parse(json!([{"ts": 1, "values": {}}, "x"])),
+            Err(WireError::NotAnObject {
+                found: "array of strings"
+            })
+        );
+    }
+
+    #[test]
+    fn error_invalid_value() {
+        assert_eq!(
+            invalid_key(parse(json!({"fw_state": "EXPLODED"}))),
+            "fw_state"
+        );
+        assert_eq!(invalid_key(parse(json!({"fw_state": 3}))), "fw_state");
+        assert_eq!(
+            invalid_key(parse(json!({"current_sw_title": true}))),
+            "current_sw_title"
+        );
+        assert_eq!(
+            invalid_key(parse(json!({"current_fw_version": {"major": 1}}))),
+            "current_fw_version"
+        );
+        assert_eq!(invalid_key(parse(json!({"sw_error": 500}))), "sw_error");
+        assert_eq!(
+            invalid_key(parse(json!({"ts": "yesterday", "values": {}}))),
+            "ts"
+        );
+        assert_eq!(invalid_key(parse(json!([{"ts": 1.5, "values": {}}]))), "ts");
+        let err = parse(json!({"fw_state": "EXPLODED"})).expect_err("unknown state");
+        assert!(err.to_string().contains("fw_state"), "{err}");
+        assert!(err.to_string().contains("EXPLODED"), "{err}");
+    }
+
+    #[test]
+    fn error_missing_values() {
+        assert_eq!(
+            parse(json!([{"ts": 1, "fw_state": "UPDATED"}])),
+            Err(WireError::MissingValues)
+        );
+        assert_eq!(
+            parse(json!([{"ts": 1, "values": [1]}])),
+            Err(WireError::MissingValues)
+        );
+        assert_eq!(
+            parse(json!({"ts": 1, "values": "fw_state=UPDATED"})),
+            Err(WireError::MissingValues)
+        );
+    }
+
+    fn package(kind: PackageKind, source: PackageSource) -> Package {
+        Package {
+            id: PackageId::new(),
+            tenant_id: TenantId::new(),
+            kind,
+            title: "sensor-fw".into(),
+            version: "1.2.0".into(),
+            compatibility: Compatibility::AnyProfile,
+            source,
+            size: None,
+            checksum: None,
+            sha256: None,
+            content_type: None,
+            file_name: None,
+            description: None,
+            tag: None,
+            created_at: Utc
+                .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+                .single()
+                .unwrap_or_default(),
+            created_by: "test".into(),
+        }
+    }
+
+    #[test]
+    fn update_notice_for_stored_package() {
+        let mut p = package(PackageKind::Firmware, PackageSource::Stored);
+        p.size = Some(1024);
+        p.checksum = Some(crate::checksum::checksum_of(
+            ChecksumAlgorithm::Murmur3_128,
+            b"abc",
+        ));
+        p.tag = Some("sensor-fw 1.2.0".into());
+        let checksum = p.checksum.clone().map(|c| c.value).unwrap_or_default();
+        let notice = update_notice(&p);
+        assert_eq!(
+            Value::Object(notice.clone()),
+            json!({
+                "fw_title": "sensor-fw",
+                "fw_version": "1.2.0",
+                "fw_size": 1024,
+                "fw_checksum": checksum,
+                "fw_checksum_algorithm": "MURMUR3_128",
+                "fw_tag": "sensor-fw 1.2.0",
+            })
+        );
+        for key in notice.keys() {
+            assert!(notice_keys(PackageKind::Firmware).contains(&key.as_str()));
+        }
+    }
+
+    #[test]
+    fn update_notice_for_external_package() {
+        let mut p = package(
+            PackageKind::Software,
+            PackageSource::External {
+                url: "https://cdn.example.com/app.bin".into(),
+            },
+        );
+        assert_eq!(
+            Value::Object(update_notice(&p)),
+            json!({
+                "sw_title": "sensor-fw",
+                "sw_version": "1.2.0",
+                "sw_url": "https://cdn.example.com/app.bin",
+            })
+        );
+        p.checksum = Checksum::new(ChecksumAlgorithm::Sha256, &"A".repeat(64)).ok();
+        let notice = update_notice(&p);
+        assert_eq!(notice["sw_checksum"], json!("a".repeat(64)));
+        assert_eq!(notice["sw_checksum_algorithm"], json!("SHA256"));
+        assert!(!notice.contains_key("sw_size"));
+    }
+
+    #[test]
+    fn notice_keys_cover_seven_attributes_per_kind() {
+        for kind in PackageKind::ALL {
+            let keys = notice_keys(kind);
+            assert_eq!(keys.len(), 7);
+            let p = kind.prefix();
+            for suffix in [
+                "title",
+                "version",
+                "size",
+                "checksum",
+                "checksum_algorithm",
+                "tag",
+                "url",
+            ] {
+                assert!(keys.contains(&format!("{p}_{suffix}").as_str()), "{suffix}");
+            }
+            assert_eq!(
+                deletion_notice(kind),
+                keys.iter().map(|k| k.to_string()).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    fn any_json_leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            (0u8..=120).prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            proptest::sample::select(vec!["UPDATED", "failed", "50", "-1", "101", ""])
+                .prop_map(Value::from),
+        ]
+    }
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        any_json_leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(any::<String>(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn known_key() -> impl Strategy<Value = String> {
+        let keys: Vec<String> = PackageKind::ALL
+            .iter()
+            .flat_map(|kind| {
+                let p = kind.prefix();
+                [
+                    format!("{p}_state"),
+                    format!("current_{p}_title"),
+                    format!("current_{p}_version"),
+                    format!("{p}_error"),
+                    format!("{p}_progress"),
+                ]
+            })
+            .chain(["ts".to_string(), "values".to_string(), "other".to_string()])
+            .collect();
+        proptest::sample::select(keys)
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = parse_reports(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_known_keys_with_random_values(
+            entries in proptest::collection::vec((known_key(), any_json()), 0..8),
+            wrap in 0u8..3,
+            ts in any_json_leaf(),
+        ) {
+            let values: Map<String, Value> = entries.into_iter().collect();
+            let payload = match wrap {
+                0 => Value::Object(values),
+                1 => json!({"ts": ts, "values": values}),
+                _ => json!([{"ts": ts, "values": values}]),
+            };
+            if let Ok(reports) = parse_reports(payload.to_string().as_bytes()) {
+                for r in reports {
+                    prop_assert!(r.progress.is_none_or(|p| p <= 100));
+                }
+            }
+        }
+    }
+}

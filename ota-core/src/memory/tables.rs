@@ -21,9 +21,9 @@ pub(super) struct UpdateSlot {
 }
 
 impl UpdateSlot {
-    /// Whether someone other than `owner` holds an unexpired claim at `now`.
-    pub fn held_by_other(&self, owner: &str, now: Timestamp) -> bool {
-        matches!(&self.lease, Some((holder, until)) if holder != owner && *until > now)
+    /// Whether anyone (the claimer included) holds an unexpired claim at `now`.
+    pub fn is_leased(&self, now: Timestamp) -> bool {
+        matches!(&self.lease, Some((_, until)) if *until > now)
     }
 }
 

@@ -43,7 +43,7 @@ fn claimable<'a>(
     request: &'a ClaimRequest,
 ) -> impl Iterator<Item = UpdateId> + 'a {
     keys.filter_map(move |(_, id)| t.updates.get(id))
-        .filter(move |slot| !slot.held_by_other(&request.owner, request.now))
+        .filter(move |slot| !slot.is_leased(request.now))
         .map(|slot| slot.update.id)
 }
 

@@ -56,7 +56,8 @@ pub enum QueueScope {
 }
 
 /// A request to claim work: up to `limit` updates, leased to `owner` until `now + lease`.
-/// Updates leased to someone else whose lease has not run out are never returned.
+/// Updates under a lease that has not run out (whoever holds it, the claimer included) are
+/// never returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimRequest {
     /// The current time.

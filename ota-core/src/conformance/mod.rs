@@ -1,0 +1,90 @@
+//! The store conformance suite: behaviours every store must have, as `pub async fn`s over an
+//! `Arc<dyn Store>`, and [`store_conformance_tests!`](crate::store_conformance_tests), which
+//! stamps one test per behaviour for a store factory.
+//!
+//! The suite needs no runtime of its own: concurrency (many claimers at once) is made with
+//! joined futures, which a database-backed store runs as truly concurrent queries.
+//!
+//! ```ignore
+//! // In a store crate's tests (the test crate needs tokio as a dev-dependency):
+//! ota_core::store_conformance_tests!(my_store_factory);
+//! // where `async fn my_store_factory() -> MyStore` returns a fresh, empty store.
+//! ```
+//!
+//! Each behaviour creates its own tenant, so a store shared between behaviours is fine, but
+//! a fresh store per test is what the macro does.
+
+mod content;
+mod devices;
+mod fixtures;
+mod misc;
+mod packages;
+mod updates;
+
+pub use content::*;
+pub use devices::*;
+pub use fixtures::Fixture;
+pub use misc::*;
+pub use packages::*;
+pub use updates::*;
+
+/// The names of every behaviour, in the order the macro stamps them.
+pub const BEHAVIOURS: &[&str] = &[
+    "packages_crud_and_uniqueness",
+    "package_listing_pages",
+    "content_round_trip_and_ranges",
+    "content_mismatch_keeps_nothing",
+    "devices_crud_and_uniqueness",
+    "device_listing_pages_by_selector",
+    "device_memberships_change",
+    "assignments_replace_and_resolve_targets",
+    "updates_create_and_refuse_second_unfinished",
+    "transition_refuses_stale_writers",
+    "concurrent_claimers_never_overlap",
+    "claims_lease_expire_and_release",
+    "due_claims_follow_wake_times",
+    "updates_list_and_count_by_state",
+    "history_per_update_and_device",
+    "audit_log_pages",
+    "pace_compare_and_set",
+    "tenant_isolation",
+];
+
+/// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
+/// function (or closure) with no arguments returning a fresh store that implements
+/// [`crate::store::Store`]. The calling crate needs `tokio` (with the `macros` and
+/// `rt-multi-thread` features) among its dev-dependencies.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($factory:path) => {
+        $crate::store_conformance_tests!(@stamp $factory;
+            packages_crud_and_uniqueness,
+            package_listing_pages,
+            content_round_trip_and_ranges,
+            content_mismatch_keeps_nothing,
+            devices_crud_and_uniqueness,
+            device_listing_pages_by_selector,
+            device_memberships_change,
+            assignments_replace_and_resolve_targets,
+            updates_create_and_refuse_second_unfinished,
+            transition_refuses_stale_writers,
+            concurrent_claimers_never_overlap,
+            claims_lease_expire_and_release,
+            due_claims_follow_wake_times,
+            updates_list_and_count_by_state,
+            history_per_update_and_device,
+            audit_log_pages,
+            pace_compare_and_set,
+            tenant_isolation,
+        );
+    };
+    (@stamp $factory:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = $factory().await;
+                $crate::conformance::$name(::std::sync::Arc::new(store)).await;
+            }
+        )*
+    };
+}
