@@ -31,6 +31,7 @@ pub mod clock;
 pub mod conformance;
 pub mod device;
 mod duration_serde;
+pub mod engine;
 pub mod ids;
 #[cfg(feature = "memory")]
 pub mod memory;

@@ -1,0 +1,91 @@
+//! The engine: what a platform calls. It turns assignments and device reports into updates,
+//! releases them to devices under pacing, and keeps every update's state and history in a
+//! store. It talks to the outside only through [`Store`] and [`Notifier`]; time comes from a
+//! [`Clock`].
+//!
+//! Driving time is the embedder's job: call [`Ota::tick`] regularly (every 100 ms to 1 s). A
+//! tick claims due work from the store with a lease, so several engines may share one store.
+
+mod config;
+mod error;
+mod fleet;
+mod packages;
+mod reevaluate;
+mod reports;
+mod tick;
+mod transitions;
+
+pub use config::OtaConfig;
+pub use error::{OtaError, PackageUse};
+pub use packages::NewPackage;
+pub use reports::ReportOutcome;
+pub use tick::TickReport;
+
+use crate::audit::AuditEntry;
+use crate::clock::{Clock, Timestamp};
+use crate::ids::TenantId;
+use crate::notifier::Notifier;
+use crate::store::Store;
+use std::sync::Arc;
+
+/// The OTA engine over a store, a notifier and a clock.
+#[derive(Clone)]
+pub struct Ota {
+    store: Arc<dyn Store>,
+    notifier: Arc<dyn Notifier>,
+    clock: Arc<dyn Clock>,
+    config: Arc<OtaConfig>,
+}
+
+impl std::fmt::Debug for Ota {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ota")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ota {
+    /// An engine over `store`, telling devices through `notifier`, with time from `clock`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+        config: OtaConfig,
+    ) -> Self {
+        Self {
+            store,
+            notifier,
+            clock,
+            config: Arc::new(config),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &OtaConfig {
+        &self.config
+    }
+
+    /// The current time of the engine's clock.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    async fn audit(
+        &self,
+        tenant: TenantId,
+        actor: &str,
+        action: &str,
+        target: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Result<(), OtaError> {
+        let entry = AuditEntry::new(tenant, actor, action, target, self.now(), details);
+        self.store.append_audit(&entry).await?;
+        Ok(())
+    }
+}

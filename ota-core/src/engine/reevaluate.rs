@@ -1,0 +1,245 @@
+//! Assignments, and what follows from them: re-evaluating devices' effective packages, queuing
+//! new updates, canceling replaced ones (latest assignment wins) and withdrawing notices.
+
+use super::{Ota, OtaError};
+use crate::assignment::{Assignment, AssignmentTarget};
+use crate::device::Device;
+use crate::ids::{AssignmentId, PackageId, TenantId};
+use crate::notifier::Notice;
+use crate::package::{Package, PackageKind};
+use crate::precedence;
+use crate::store::{DeviceSelector, PageRequest};
+use crate::update::{EventSource, Update, UpdateEvent};
+use crate::wire;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Devices read per page while re-evaluating a group or profile.
+const REEVALUATE_PAGE: u32 = 1_000;
+
+impl Ota {
+    /// Assigns `package` to `target` for the package's kind, replacing any earlier assignment
+    /// of that target. Every device for which this level decides gets an update queued.
+    pub async fn assign(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        target: AssignmentTarget,
+        package_id: PackageId,
+    ) -> Result<Assignment, OtaError> {
+        let package = self.store.get_package(tenant, package_id).await?;
+        match target {
+            AssignmentTarget::Device(d) => {
+                let device = self.store.get_device(tenant, d).await?;
+                if !package.compatibility.allows(device.profile_id) {
+                    return Err(OtaError::Incompatible {
+                        package: package.id,
+                        profile: device.profile_id,
+                    });
+                }
+            }
+            AssignmentTarget::Group(g) => {
+                self.store.get_group(tenant, g).await?;
+            }
+            AssignmentTarget::Profile(p) => {
+                self.store.get_profile(tenant, p).await?;
+                if !package.compatibility.allows(p) {
+                    return Err(OtaError::Incompatible {
+                        package: package.id,
+                        profile: p,
+                    });
+                }
+            }
+        }
+        let assignment = Assignment {
+            id: AssignmentId::new(),
+            tenant_id: tenant,
+            kind: package.kind,
+            target,
+            package_id,
+            assigned_at: self.now(),
+            assigned_by: actor.to_string(),
+        };
+        self.store.put_assignment(&assignment).await?;
+        self.audit(
+            tenant,
+            actor,
+            "assignment.set",
+            target.to_string(),
+            json!({"kind": package.kind, "package": package_id,
+                   "title": package.title, "version": package.version}),
+        )
+        .await?;
+        self.reevaluate_target(tenant, target, package.kind).await?;
+        Ok(assignment)
+    }
+
+    /// Removes the assignment of `kind` from `target`. Devices for which it decided fall back
+    /// to the next level, or have their unfinished update canceled and the notice withdrawn.
+    pub async fn unassign(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        kind: PackageKind,
+        target: AssignmentTarget,
+    ) -> Result<Option<Assignment>, OtaError> {
+        let removed = self.store.remove_assignment(tenant, kind, target).await?;
+        if let Some(a) = &removed {
+            self.audit(
+                tenant,
+                actor,
+                "assignment.remove",
+                target.to_string(),
+                json!({"kind": kind, "package": a.package_id}),
+            )
+            .await?;
+            self.reevaluate_target(tenant, target, kind).await?;
+        }
+        Ok(removed)
+    }
+
+    /// Re-evaluates every device that `target` covers, page by page.
+    async fn reevaluate_target(
+        &self,
+        tenant: TenantId,
+        target: AssignmentTarget,
+        kind: PackageKind,
+    ) -> Result<(), OtaError> {
+        let selector = match target {
+            AssignmentTarget::Device(d) => {
+                let device = self.store.get_device(tenant, d).await?;
+                return self.reevaluate(&device, kind).await;
+            }
+            AssignmentTarget::Group(g) => DeviceSelector::Group(g),
+            AssignmentTarget::Profile(p) => DeviceSelector::Profile(p),
+        };
+        let mut page = PageRequest::first(REEVALUATE_PAGE);
+        loop {
+            let devices = self.store.list_devices(tenant, selector, page).await?;
+            for device in &devices.items {
+                self.reevaluate(device, kind).await?;
+            }
+            match devices.next {
+                Some(next) => page = next,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The package effective for `device` and `kind` now, with the assignment deciding it.
+    pub async fn effective_package(
+        &self,
+        device: &Device,
+        kind: PackageKind,
+    ) -> Result<Option<(Package, precedence::Effective)>, OtaError> {
+        let assignments = self.store.assignments_for_device(device, kind).await?;
+        let mut packages: HashMap<PackageId, Package> = HashMap::new();
+        for a in &assignments {
+            if !packages.contains_key(&a.package_id) {
+                match self.store.get_package(device.tenant_id, a.package_id).await {
+                    Ok(p) => {
+                        packages.insert(p.id, p);
+                    }
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let effective = precedence::resolve(device, kind, &assignments, |pkg, profile| {
+            packages
+                .get(&pkg)
+                .is_some_and(|p| p.kind == kind && p.compatibility.allows(profile))
+        });
+        Ok(effective.and_then(|e| packages.remove(&e.package_id).map(|p| (p, e))))
+    }
+
+    /// Brings one device's update of `kind` in line with its effective package: queues an
+    /// update when the package changed (unless the device already runs it), cancels an
+    /// unfinished update for another package (latest assignment wins), and withdraws the notice
+    /// when nothing is assigned any more.
+    pub(super) async fn reevaluate(
+        &self,
+        device: &Device,
+        kind: PackageKind,
+    ) -> Result<(), OtaError> {
+        let effective = self.effective_package(device, kind).await?;
+        let latest = self
+            .store
+            .latest_update(device.tenant_id, device.id, kind)
+            .await?;
+        let unfinished = latest.as_ref().filter(|u| !u.state.is_terminal());
+
+        let Some((package, decided_by)) = effective else {
+            if let Some(u) = unfinished {
+                self.cancel_replaced(u, "no package is assigned any more")
+                    .await?;
+            }
+            if latest.is_some() {
+                self.withdraw(device, kind).await;
+            }
+            return Ok(());
+        };
+
+        if let Some(u) = unfinished {
+            if u.package_id == package.id {
+                return Ok(());
+            }
+            let reason = format!(
+                "replaced by {} {} assigned at {} level",
+                package.title, package.version, decided_by.level
+            );
+            self.cancel_replaced(u, &reason).await?;
+        } else if let Some(u) = &latest {
+            // A finished update for this package that is newer than the assignment deciding it
+            // stands: it succeeded, or it failed/was canceled and retries are the operator's or
+            // the retry policy's call, not a re-evaluation's.
+            if u.package_id == package.id && u.created_at >= decided_by.assigned_at {
+                return Ok(());
+            }
+            if u.retry_at.is_some() && u.package_id != package.id {
+                self.drop_retry(u, "another package is assigned").await?;
+            }
+        }
+
+        if device.current.get(kind) == Some(&package.title_version()) {
+            return Ok(());
+        }
+        let update = Update::new(
+            device.tenant_id,
+            device.id,
+            kind,
+            package.id,
+            package.title_version(),
+            None,
+            self.now(),
+        );
+        self.store
+            .create_updates(std::slice::from_ref(&update))
+            .await?;
+        Ok(())
+    }
+
+    async fn cancel_replaced(&self, update: &Update, reason: &str) -> Result<(), OtaError> {
+        let event = UpdateEvent::Cancel {
+            source: EventSource::Server,
+            reason: reason.to_string(),
+        };
+        self.drive(update.tenant_id, update.id, &event).await?;
+        Ok(())
+    }
+
+    /// Sends the deletion of the update attributes; a device that cannot be told now reads
+    /// its attributes when it comes back, so a failure here is not an error.
+    pub(super) async fn withdraw(&self, device: &Device, kind: PackageKind) {
+        let notice = Notice::Withdrawal {
+            tenant_id: device.tenant_id,
+            device_id: device.id,
+            kind,
+            keys: wire::notice_keys(kind)
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+        };
+        let _ = self.notifier.notify(&notice).await;
+    }
+}

@@ -1,0 +1,241 @@
+//! What devices and operators do to one device's update: device reports, downloads, the
+//! attributes a device reads, and operator cancel and retry.
+
+use super::{Ota, OtaError};
+use crate::device::Device;
+use crate::ids::{DeviceId, TenantId};
+use crate::package::{Package, PackageKind};
+use crate::update::{EventSource, Outcome, ReportedStatus, Update, UpdateEvent, UpdateState};
+use crate::wire::{self, DeviceReport};
+use serde_json::json;
+
+/// What became of a device report.
+// Short-lived and returned by value, like `Outcome` itself.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReportOutcome {
+    /// The device has no update of this kind; only its current version was recorded.
+    NoUpdate,
+    /// The state machine's outcome, as stored.
+    Update(Outcome),
+}
+
+impl Ota {
+    /// Handles one report from a device (already parsed by [`wire::parse_reports`]): records
+    /// its current version and applies the report to its latest update of that kind.
+    pub async fn handle_report(
+        &self,
+        tenant: TenantId,
+        device_id: DeviceId,
+        report: &DeviceReport,
+    ) -> Result<ReportOutcome, OtaError> {
+        let device = self.store.get_device(tenant, device_id).await?;
+        let current = report.current();
+        if current.is_some() && device.current.get(report.kind) != current.as_ref() {
+            self.store
+                .set_current_version(tenant, device_id, report.kind, current.clone())
+                .await?;
+        }
+        let event = UpdateEvent::Report(ReportedStatus {
+            state: report.state,
+            current,
+            error: report.error.clone(),
+            progress: report.progress,
+        });
+        let mut attempts = 0;
+        loop {
+            let Some(latest) = self
+                .store
+                .latest_update(tenant, device_id, report.kind)
+                .await?
+            else {
+                return Ok(ReportOutcome::NoUpdate);
+            };
+            if let Some(outcome) = self.apply_once(&latest, &event).await? {
+                return Ok(ReportOutcome::Update(outcome));
+            }
+            attempts += 1;
+            if attempts > self.config.max_cas_retries {
+                return Err(OtaError::Contention { device: device_id });
+            }
+        }
+    }
+
+    /// Handles a whole telemetry or attributes payload from a device.
+    pub async fn handle_payload(
+        &self,
+        device: &Device,
+        payload: &[u8],
+    ) -> Result<Vec<ReportOutcome>, OtaError> {
+        let reports = wire::parse_reports(payload).map_err(|e| OtaError::InvalidRequest {
+            message: e.to_string(),
+        })?;
+        let mut outcomes = Vec::with_capacity(reports.len());
+        for report in &reports {
+            outcomes.push(
+                self.handle_report(device.tenant_id, device.id, report)
+                    .await?,
+            );
+        }
+        Ok(outcomes)
+    }
+
+    /// The package a device may download for `kind`: the one of its unfinished update, or else
+    /// its effective package. When the device names a title and version (ThingsBoard's
+    /// `title=&version=`), they must match it.
+    pub async fn authorize_download(
+        &self,
+        device: &Device,
+        kind: PackageKind,
+        title: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<Package, OtaError> {
+        let latest = self
+            .store
+            .latest_update(device.tenant_id, device.id, kind)
+            .await?;
+        let package = match latest.filter(|u| !u.state.is_terminal()) {
+            Some(u) => {
+                self.store
+                    .get_package(device.tenant_id, u.package_id)
+                    .await?
+            }
+            None => match self.effective_package(device, kind).await? {
+                Some((p, _)) => p,
+                None => {
+                    return Err(OtaError::NothingAssigned {
+                        device: device.id,
+                        kind,
+                    })
+                }
+            },
+        };
+        let title_matches = title.is_none_or(|t| t.is_empty() || t == package.title);
+        let version_matches = version.is_none_or(|v| v.is_empty() || v == package.version);
+        if !title_matches || !version_matches {
+            return Err(OtaError::NotAssignedPackage {
+                requested: format!("{} {}", title.unwrap_or(""), version.unwrap_or("")),
+                assigned: format!("{} {}", package.title, package.version),
+            });
+        }
+        if let Some(url) = package.url() {
+            return Err(OtaError::ExternalContent {
+                package: package.id,
+                url: url.to_string(),
+            });
+        }
+        Ok(package)
+    }
+
+    /// The update attributes a device reads for `kind` (`fw_title`, `fw_version`, ...): those
+    /// of the package of its latest update once the device has been notified of it (not while
+    /// it is queued, not after it was canceled).
+    pub async fn shared_attributes(
+        &self,
+        device: &Device,
+        kind: PackageKind,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, OtaError> {
+        let latest = self
+            .store
+            .latest_update(device.tenant_id, device.id, kind)
+            .await?;
+        match latest {
+            Some(u) if u.state != UpdateState::Queued && u.state != UpdateState::Canceled => {
+                let package = self
+                    .store
+                    .get_package(device.tenant_id, u.package_id)
+                    .await?;
+                Ok(wire::update_notice(&package))
+            }
+            _ => Ok(serde_json::Map::new()),
+        }
+    }
+
+    async fn latest_for(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+        action: &'static str,
+    ) -> Result<Update, OtaError> {
+        self.store.get_device(tenant, device).await?;
+        self.store
+            .latest_update(tenant, device, kind)
+            .await?
+            .ok_or(OtaError::NoUpdate {
+                device,
+                kind,
+                action,
+            })
+    }
+
+    fn require_applied(outcome: Outcome, action: &'static str) -> Result<Update, OtaError> {
+        match outcome {
+            Outcome::Applied { update, .. } => Ok(update),
+            Outcome::Rejected { reason, .. } => Err(OtaError::NotAllowed {
+                action,
+                reason: reason.to_string(),
+            }),
+            Outcome::Ignored { reason, .. } => Err(OtaError::NotAllowed {
+                action,
+                reason: reason.to_string(),
+            }),
+        }
+    }
+
+    /// Cancels a device's unfinished update of `kind` (operator action); the device's update
+    /// attributes are withdrawn.
+    pub async fn cancel_update(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+        reason: &str,
+    ) -> Result<Update, OtaError> {
+        let latest = self.latest_for(tenant, device, kind, "cancel").await?;
+        let event = UpdateEvent::Cancel {
+            source: EventSource::Operator,
+            reason: format!("canceled by {actor}: {reason}"),
+        };
+        let outcome = self.drive(tenant, latest.id, &event).await?;
+        let canceled = Self::require_applied(outcome, "cancel")?;
+        self.audit(
+            tenant,
+            actor,
+            "update.cancel",
+            format!("device {device}"),
+            json!({"kind": kind, "update": canceled.id, "reason": reason}),
+        )
+        .await?;
+        let device = self.store.get_device(tenant, device).await?;
+        self.withdraw(&device, kind).await;
+        Ok(canceled)
+    }
+
+    /// Starts a new attempt of a device's failed or canceled update of `kind` (operator
+    /// action): back to QUEUED, released under pacing like any other.
+    pub async fn retry_update(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+    ) -> Result<Update, OtaError> {
+        let latest = self.latest_for(tenant, device, kind, "retry").await?;
+        let event = UpdateEvent::Retry {
+            source: EventSource::Operator,
+        };
+        let outcome = self.drive(tenant, latest.id, &event).await?;
+        let retried = Self::require_applied(outcome, "retry")?;
+        self.audit(
+            tenant,
+            actor,
+            "update.retry",
+            format!("device {device}"),
+            json!({"kind": kind, "update": retried.id, "attempt": retried.attempt}),
+        )
+        .await?;
+        Ok(retried)
+    }
+}

@@ -1,0 +1,96 @@
+//! Applying events to stored updates: the state machine decides, the store's compare-and-set
+//! makes it safe against concurrent writers, and the history records every event.
+
+use super::{Ota, OtaError};
+use crate::clock::Timestamp;
+use crate::ids::{TenantId, UpdateId};
+use crate::update::{self, Outcome, Update, UpdateEvent, UpdatePolicy};
+
+impl Ota {
+    /// The timeouts and retries that govern `update`.
+    pub(super) async fn policy_for(&self, _update: &Update) -> Result<UpdatePolicy, OtaError> {
+        Ok(self.config.policy.clone())
+    }
+
+    /// When the engine must look at `update` again: its automatic retry, or the timeout of its
+    /// current state, whichever comes first.
+    pub(super) fn wake_at(
+        update: &Update,
+        now: Timestamp,
+        policy: &UpdatePolicy,
+    ) -> Option<Timestamp> {
+        let timeout = update::timeout_due(update, now, &policy.timeouts);
+        match (update.retry_at, timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Applies `event` to the stored update `id`: re-reads and decides again when another
+    /// writer came first. Returns the outcome that was stored.
+    pub(super) async fn drive(
+        &self,
+        tenant: TenantId,
+        id: UpdateId,
+        event: &UpdateEvent,
+    ) -> Result<Outcome, OtaError> {
+        let mut attempts = 0;
+        loop {
+            let current = self.store.get_update(tenant, id).await?;
+            match self.apply_once(&current, event).await? {
+                Some(outcome) => return Ok(outcome),
+                None => {
+                    attempts += 1;
+                    if attempts > self.config.max_cas_retries {
+                        return Err(OtaError::Contention {
+                            device: current.device_id,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies `event` to `current` as read. `None` when the compare-and-set lost a race.
+    pub(super) async fn apply_once(
+        &self,
+        current: &Update,
+        event: &UpdateEvent,
+    ) -> Result<Option<Outcome>, OtaError> {
+        let now = self.now();
+        let policy = self.policy_for(current).await?;
+        let outcome = update::apply(current, event, now, &policy);
+        match &outcome {
+            Outcome::Applied { update, history } => {
+                let mut next = update.clone();
+                next.wake_at = Self::wake_at(&next, now, &policy);
+                match self
+                    .store
+                    .transition(&next, current.revision, history)
+                    .await
+                {
+                    Ok(()) => Ok(Some(Outcome::Applied {
+                        update: next,
+                        history: history.clone(),
+                    })),
+                    Err(crate::store::StoreError::PreconditionFailed { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Outcome::Ignored { history, .. } | Outcome::Rejected { history, .. } => {
+                self.store.append_history(history).await?;
+                Ok(Some(outcome))
+            }
+        }
+    }
+
+    /// Turns off the automatic retry of a failed update whose package is no longer wanted.
+    pub(super) async fn drop_retry(&self, failed: &Update, reason: &str) -> Result<(), OtaError> {
+        let event = UpdateEvent::Cancel {
+            source: crate::update::EventSource::Server,
+            reason: reason.to_string(),
+        };
+        self.drive(failed.tenant_id, failed.id, &event).await?;
+        Ok(())
+    }
+}
