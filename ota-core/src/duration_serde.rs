@@ -17,3 +17,27 @@ pub mod millis {
             .ok_or_else(|| serde::de::Error::custom(format!("duration out of range: {ms} ms")))
     }
 }
+
+/// An optional `chrono::Duration` as a number of milliseconds or null.
+pub mod millis_opt {
+    use chrono::Duration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the duration as whole milliseconds, or null.
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.num_milliseconds()),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Reads whole milliseconds or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        match Option::<i64>::deserialize(d)? {
+            None => Ok(None),
+            Some(ms) => Duration::try_milliseconds(ms)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("duration out of range: {ms} ms"))),
+        }
+    }
+}

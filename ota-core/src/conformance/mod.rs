@@ -14,6 +14,7 @@
 //! Each behaviour creates its own tenant, so a store shared between behaviours is fine, but
 //! a fresh store per test is what the macro does.
 
+mod campaigns;
 mod content;
 mod devices;
 mod fixtures;
@@ -21,6 +22,7 @@ mod misc;
 mod packages;
 mod updates;
 
+pub use campaigns::*;
 pub use content::*;
 pub use devices::*;
 pub use fixtures::Fixture;
@@ -48,6 +50,9 @@ pub const BEHAVIOURS: &[&str] = &[
     "audit_log_pages",
     "pace_compare_and_set",
     "tenant_isolation",
+    "campaigns_crud_and_compare_and_set",
+    "campaign_materialization_targets_and_skips",
+    "campaign_stats_equal_a_recount",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
@@ -76,6 +81,9 @@ macro_rules! store_conformance_tests {
             audit_log_pages,
             pace_compare_and_set,
             tenant_isolation,
+            campaigns_crud_and_compare_and_set,
+            campaign_materialization_targets_and_skips,
+            campaign_stats_equal_a_recount,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

@@ -250,7 +250,10 @@ pub async fn concurrent_claimers_never_overlap(store: Arc<dyn Store>) {
     let other = store
         .claim_queued(
             &claim("late", later, 5),
-            QueueScope::Campaign(crate::ids::CampaignId::new()),
+            QueueScope::Campaign {
+                id: crate::ids::CampaignId::new(),
+                up_to_wave: 10,
+            },
         )
         .await
         .expect("claim");

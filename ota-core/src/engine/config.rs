@@ -27,6 +27,8 @@ pub struct OtaConfig {
     pub max_batches_per_tick: u32,
     /// How often a compare-and-set that lost a race is retried before giving up. Default: 8.
     pub max_cas_retries: u32,
+    /// The longest a campaign may run from start to finish. Default: 6 months (183 days).
+    pub campaign_max_span: Duration,
 }
 
 impl Default for OtaConfig {
@@ -41,6 +43,7 @@ impl Default for OtaConfig {
             claim_batch: 500,
             max_batches_per_tick: 20,
             max_cas_retries: 8,
+            campaign_max_span: crate::campaign::DEFAULT_MAX_SPAN,
         }
     }
 }

@@ -114,6 +114,21 @@ pub enum OtaError {
         /// Where devices fetch it.
         url: String,
     },
+    /// A campaign definition is not valid.
+    #[error(transparent)]
+    InvalidCampaign(#[from] crate::campaign::CampaignError),
+    /// A campaign lifecycle step its state does not allow.
+    #[error(transparent)]
+    IllegalTransition(#[from] crate::campaign::IllegalTransition),
+    /// A device list could not be read.
+    #[error(transparent)]
+    InvalidDeviceList(#[from] crate::campaign::device_list::DeviceListError),
+    /// Another writer kept changing the same campaign; the operation gave up.
+    #[error("campaign {campaign} changed concurrently too often; try again")]
+    CampaignContention {
+        /// The campaign.
+        campaign: crate::ids::CampaignId,
+    },
     /// Too many concurrent writers changed the same update; the operation gave up.
     #[error("update of device {device} changed concurrently too often; try again")]
     Contention {

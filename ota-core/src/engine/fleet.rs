@@ -126,6 +126,7 @@ impl Ota {
                 self.reevaluate(d, kind).await?;
             }
         }
+        self.join_dynamic_campaigns(devices).await?;
         Ok(())
     }
 
@@ -155,6 +156,8 @@ impl Ota {
         for kind in PackageKind::ALL {
             self.reevaluate(&device, kind).await?;
         }
+        self.join_dynamic_campaigns(std::slice::from_ref(&device))
+            .await?;
         Ok(device)
     }
 
@@ -181,6 +184,8 @@ impl Ota {
         for kind in PackageKind::ALL {
             self.reevaluate(&device, kind).await?;
         }
+        self.join_dynamic_campaigns(std::slice::from_ref(&device))
+            .await?;
         Ok(device)
     }
 }

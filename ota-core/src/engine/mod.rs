@@ -6,6 +6,7 @@
 //! Driving time is the embedder's job: call [`Ota::tick`] regularly (every 100 ms to 1 s). A
 //! tick claims due work from the store with a lease, so several engines may share one store.
 
+mod campaigns;
 mod config;
 mod error;
 mod fleet;
@@ -15,6 +16,7 @@ mod reports;
 mod tick;
 mod transitions;
 
+pub use campaigns::ImportReport;
 pub use config::OtaConfig;
 pub use error::{OtaError, PackageUse};
 pub use packages::NewPackage;

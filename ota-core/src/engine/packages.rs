@@ -194,6 +194,32 @@ impl Ota {
             by: "update of device".to_string(),
             id: u.device_id.to_string(),
         }));
+        for c in self.store.active_campaigns().await? {
+            if c.tenant_id == tenant && c.spec.package_id == id {
+                uses.push(PackageUse {
+                    by: format!("{} campaign", c.state),
+                    id: c.id.to_string(),
+                });
+            }
+        }
+        let drafts = self
+            .store
+            .list_campaigns(
+                tenant,
+                &[crate::campaign::CampaignState::Draft],
+                crate::store::PageRequest::first(crate::store::MAX_PAGE_SIZE),
+            )
+            .await?;
+        uses.extend(
+            drafts
+                .items
+                .iter()
+                .filter(|c| c.spec.package_id == id)
+                .map(|c| PackageUse {
+                    by: "DRAFT campaign".to_string(),
+                    id: c.id.to_string(),
+                }),
+        );
         Ok(uses)
     }
 

@@ -167,6 +167,17 @@ impl Ota {
             .store
             .latest_update(device.tenant_id, device.id, kind)
             .await?;
+        // A campaign's update stands against every assignment older than it: re-evaluations
+        // (a device moved, an older assignment) never undo or downgrade a campaign's work;
+        // only a newer assignment replaces it.
+        if let Some(u) = &latest {
+            let newer_assignment = effective
+                .as_ref()
+                .is_some_and(|(_, e)| e.assigned_at > u.created_at);
+            if u.campaign_id.is_some() && !newer_assignment {
+                return Ok(());
+            }
+        }
         let unfinished = latest.as_ref().filter(|u| !u.state.is_terminal());
 
         let Some((package, decided_by)) = effective else {

@@ -23,6 +23,10 @@ pub struct TickReport {
     pub released: u32,
     /// Notices the notifier could not hand over (the devices read them when they return).
     pub notify_failures: u32,
+    /// Scheduled campaigns that started.
+    pub campaigns_started: u32,
+    /// Campaigns that ended (finished, or failed their error threshold).
+    pub campaigns_ended: u32,
 }
 
 impl Ota {
@@ -41,6 +45,7 @@ impl Ota {
     pub async fn tick(&self) -> Result<TickReport, OtaError> {
         let mut report = TickReport::default();
         self.run_due(&mut report).await?;
+        self.tick_campaigns(&mut report).await?;
         self.release_direct(&mut report).await?;
         Ok(report)
     }
@@ -89,7 +94,7 @@ impl Ota {
         Ok(())
     }
 
-    async fn release(&self, update: &Update) -> Result<(), OtaError> {
+    pub(super) async fn release(&self, update: &Update) -> Result<(), OtaError> {
         self.store
             .release_claim(update.tenant_id, update.id, &self.config.instance_id)
             .await?;
@@ -125,7 +130,7 @@ impl Ota {
         Ok(0)
     }
 
-    async fn in_progress_count(&self) -> Result<u32, OtaError> {
+    pub(super) async fn in_progress_count(&self) -> Result<u32, OtaError> {
         let filter = UpdateFilter {
             states: UpdateState::ALL
                 .into_iter()

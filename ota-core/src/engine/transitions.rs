@@ -8,7 +8,14 @@ use crate::update::{self, Outcome, Update, UpdateEvent, UpdatePolicy};
 
 impl Ota {
     /// The timeouts and retries that govern `update`.
-    pub(super) async fn policy_for(&self, _update: &Update) -> Result<UpdatePolicy, OtaError> {
+    pub(super) async fn policy_for(&self, update: &Update) -> Result<UpdatePolicy, OtaError> {
+        if let Some(id) = update.campaign_id {
+            match self.store.get_campaign(update.tenant_id, id).await {
+                Ok(c) => return Ok(c.spec.policy),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(self.config.policy.clone())
     }
 

@@ -7,6 +7,7 @@
 
 mod assignments;
 mod audit;
+mod campaigns;
 mod devices;
 mod pace;
 mod packages;

@@ -2,6 +2,7 @@
 
 use crate::assignment::{Assignment, AssignmentTarget};
 use crate::audit::AuditEntry;
+use crate::campaign::{Campaign, StateCounts};
 use crate::clock::Timestamp;
 use crate::device::{Device, DeviceGroup, DeviceProfile};
 use crate::ids::{CampaignId, DeviceId, GroupId, PackageId, ProfileId, TenantId, UpdateId};
@@ -9,7 +10,7 @@ use crate::package::{Package, PackageKind};
 use crate::store::{StoreError, VersionedPace};
 use crate::update::{HistoryEntry, Update, UpdateState};
 use bytes::Bytes;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use uuid::Uuid;
 
 /// A stored update with its claim.
@@ -67,13 +68,19 @@ pub(super) struct Tables {
     pub updates: HashMap<UpdateId, UpdateSlot>,
     pub tenant_updates: HashMap<TenantId, BTreeSet<UpdateId>>,
     pub latest: HashMap<(DeviceId, PackageKind), UpdateId>,
-    pub queues: HashMap<QueueKey, BTreeSet<(Timestamp, UpdateId)>>,
+    pub queues: HashMap<QueueKey, BTreeSet<(u32, Timestamp, UpdateId)>>,
     pub due: BTreeSet<(Timestamp, UpdateId)>,
     pub state_counts: HashMap<(TenantId, UpdateState), u64>,
     // History.
     pub history: Vec<HistoryEntry>,
     pub history_by_update: HashMap<UpdateId, Vec<usize>>,
     pub history_by_device: HashMap<DeviceId, Vec<usize>>,
+    // Campaigns.
+    pub campaigns: HashMap<CampaignId, Campaign>,
+    pub tenant_campaigns: HashMap<TenantId, BTreeSet<CampaignId>>,
+    pub campaign_devices: HashMap<CampaignId, BTreeSet<DeviceId>>,
+    pub campaign_members: HashMap<CampaignId, HashSet<DeviceId>>,
+    pub campaign_counts: HashMap<CampaignId, Vec<StateCounts>>,
     // Audit and paces.
     pub audit: HashMap<TenantId, BTreeMap<Uuid, AuditEntry>>,
     pub paces: HashMap<String, VersionedPace>,
@@ -102,7 +109,7 @@ impl Tables {
             self.queues
                 .entry(QueueKey::of(update))
                 .or_default()
-                .insert((update.state_changed_at, update.id));
+                .insert((update.wave, update.state_changed_at, update.id));
         }
         if let Some(at) = update.wake_at {
             self.due.insert((at, update.id));
@@ -111,13 +118,21 @@ impl Tables {
             .state_counts
             .entry((update.tenant_id, update.state))
             .or_default() += 1;
+        if let Some(c) = update.campaign_id {
+            let waves = self.campaign_counts.entry(c).or_default();
+            let wave = update.wave as usize;
+            if waves.len() <= wave {
+                waves.resize(wave + 1, StateCounts::default());
+            }
+            waves[wave].add(update.state, 1);
+        }
     }
 
     /// Removes the indexes of `update` (the record as it was).
     pub fn unindex_update(&mut self, update: &Update) {
         if update.state == UpdateState::Queued {
             if let Some(q) = self.queues.get_mut(&QueueKey::of(update)) {
-                q.remove(&(update.state_changed_at, update.id));
+                q.remove(&(update.wave, update.state_changed_at, update.id));
             }
         }
         if let Some(at) = update.wake_at {
@@ -125,6 +140,15 @@ impl Tables {
         }
         if let Some(n) = self.state_counts.get_mut(&(update.tenant_id, update.state)) {
             *n = n.saturating_sub(1);
+        }
+        if let Some(c) = update.campaign_id {
+            if let Some(w) = self
+                .campaign_counts
+                .get_mut(&c)
+                .and_then(|w| w.get_mut(update.wave as usize))
+            {
+                w.remove(update.state, 1);
+            }
         }
     }
 

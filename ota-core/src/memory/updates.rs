@@ -2,7 +2,6 @@
 
 use super::tables::{QueueKey, Tables, UpdateSlot};
 use super::MemoryStore;
-use crate::clock::Timestamp;
 use crate::ids::{DeviceId, TenantId, UpdateId};
 use crate::package::PackageKind;
 use crate::store::{
@@ -39,10 +38,10 @@ fn lease(t: &mut Tables, ids: Vec<UpdateId>, request: &ClaimRequest) -> Vec<Upda
 
 fn claimable<'a>(
     t: &'a Tables,
-    keys: impl Iterator<Item = &'a (Timestamp, UpdateId)> + 'a,
+    ids: impl Iterator<Item = UpdateId> + 'a,
     request: &'a ClaimRequest,
 ) -> impl Iterator<Item = UpdateId> + 'a {
-    keys.filter_map(move |(_, id)| t.updates.get(id))
+    ids.filter_map(move |id| t.updates.get(&id))
         .filter(move |slot| !slot.is_leased(request.now))
         .map(|slot| slot.update.id)
 }
@@ -80,6 +79,9 @@ impl UpdateStore for MemoryStore {
                 .or_default()
                 .insert(u.id);
             t.latest.insert((u.device_id, u.kind), u.id);
+            if let Some(c) = u.campaign_id {
+                t.campaign_members.entry(c).or_default().insert(u.device_id);
+            }
             t.updates.insert(
                 u.id,
                 UpdateSlot {
@@ -211,14 +213,20 @@ impl UpdateStore for MemoryStore {
         scope: QueueScope,
     ) -> Result<Vec<Update>, StoreError> {
         let mut t = self.lock();
-        let key = match scope {
-            QueueScope::Direct => QueueKey::Direct,
-            QueueScope::Campaign(c) => QueueKey::Campaign(c),
+        let (key, up_to_wave) = match scope {
+            QueueScope::Direct => (QueueKey::Direct, 0),
+            QueueScope::Campaign { id, up_to_wave } => (QueueKey::Campaign(id), up_to_wave),
         };
         let ids: Vec<UpdateId> = match t.queues.get(&key) {
-            Some(queue) => claimable(&t, queue.iter(), request)
-                .take(request.limit as usize)
-                .collect(),
+            Some(queue) => {
+                let in_waves = queue
+                    .iter()
+                    .take_while(|(wave, _, _)| *wave <= up_to_wave)
+                    .map(|(_, _, id)| *id);
+                claimable(&t, in_waves, request)
+                    .take(request.limit as usize)
+                    .collect()
+            }
             None => Vec::new(),
         };
         Ok(lease(&mut t, ids, request))
@@ -226,7 +234,11 @@ impl UpdateStore for MemoryStore {
 
     async fn claim_due(&self, request: &ClaimRequest) -> Result<Vec<Update>, StoreError> {
         let mut t = self.lock();
-        let due = t.due.iter().take_while(|(at, _)| *at <= request.now);
+        let due = t
+            .due
+            .iter()
+            .take_while(|(at, _)| *at <= request.now)
+            .map(|(_, id)| *id);
         let ids: Vec<UpdateId> = claimable(&t, due, request)
             .take(request.limit as usize)
             .collect();

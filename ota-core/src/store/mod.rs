@@ -7,6 +7,7 @@
 
 mod assignments;
 mod audit_log;
+mod campaigns;
 mod content;
 mod devices;
 mod error;
@@ -17,6 +18,7 @@ mod updates;
 
 pub use assignments::AssignmentStore;
 pub use audit_log::AuditStore;
+pub use campaigns::{skip_reason, CampaignStore, Materialized};
 pub use content::{ByteRange, ByteStream};
 pub use devices::{DeviceSelector, DeviceStore};
 pub use error::StoreError;
@@ -28,11 +30,17 @@ pub use updates::{ClaimRequest, QueueScope, UpdateFilter, UpdateStore};
 /// Every capability the engine needs, in one object-safe trait. Implemented for any type that
 /// implements all of them.
 pub trait Store:
-    PackageStore + DeviceStore + AssignmentStore + UpdateStore + AuditStore + PaceStore
+    PackageStore + DeviceStore + AssignmentStore + UpdateStore + AuditStore + PaceStore + CampaignStore
 {
 }
 
 impl<T> Store for T where
-    T: PackageStore + DeviceStore + AssignmentStore + UpdateStore + AuditStore + PaceStore
+    T: PackageStore
+        + DeviceStore
+        + AssignmentStore
+        + UpdateStore
+        + AuditStore
+        + PaceStore
+        + CampaignStore
 {
 }

@@ -51,8 +51,13 @@ impl UpdateFilter {
 pub enum QueueScope {
     /// Updates that belong to no campaign (made by assignments).
     Direct,
-    /// Updates of one campaign.
-    Campaign(CampaignId),
+    /// Updates of one campaign in waves up to `up_to_wave`, by wave then oldest first.
+    Campaign {
+        /// The campaign.
+        id: CampaignId,
+        /// The last wave released so far.
+        up_to_wave: u32,
+    },
 }
 
 /// A request to claim work: up to `limit` updates, leased to `owner` until `now + lease`.

@@ -24,6 +24,9 @@ pub struct Update {
     pub target: TitleVersion,
     /// The campaign this update belongs to, if any.
     pub campaign_id: Option<CampaignId>,
+    /// The campaign wave it belongs to (0 for updates of no campaign).
+    #[serde(default)]
+    pub wave: u32,
     /// Current state.
     pub state: UpdateState,
     /// Attempt number, from 1.
@@ -66,6 +69,7 @@ impl Update {
             package_id,
             target,
             campaign_id,
+            wave: 0,
             state: UpdateState::Queued,
             attempt: 1,
             progress: None,
