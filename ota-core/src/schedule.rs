@@ -533,3 +533,49 @@ mod tests {
         }
     }
 }
+
+/// What a scheduled event does when it comes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ScheduledAction {
+    /// Assign a package to a device, group or profile.
+    Assign {
+        /// Where.
+        target: crate::assignment::AssignmentTarget,
+        /// What.
+        package_id: crate::ids::PackageId,
+    },
+    /// Start a DRAFT campaign.
+    StartCampaign {
+        /// The campaign.
+        campaign_id: crate::ids::CampaignId,
+    },
+}
+
+/// A scheduled event (ThingsBoard PE's scheduler): an action at the occurrences of a
+/// recurrence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledEvent {
+    /// Identifier.
+    pub id: crate::ids::ScheduleId,
+    /// Owning tenant.
+    pub tenant_id: crate::ids::TenantId,
+    /// Name.
+    pub name: String,
+    /// When.
+    pub recurrence: Recurrence,
+    /// What.
+    pub action: ScheduledAction,
+    /// The occurrence it last ran for.
+    pub last_run: Option<Timestamp>,
+    /// The next occurrence to run (`None`: no more).
+    pub next_run: Option<Timestamp>,
+    /// Who created it.
+    pub created_by: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// Incremented by every stored change; the compare-and-set token.
+    pub revision: u64,
+}

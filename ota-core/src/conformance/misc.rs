@@ -385,3 +385,116 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
         d.id
     );
 }
+
+/// Scheduled events are stored, saved by compare-and-set, listed per tenant, found when due
+/// (across tenants, earliest first) and deleted.
+pub async fn schedules_crud_and_due(store: Arc<dyn Store>) {
+    use crate::schedule::{Recurrence, Repeat, ScheduledAction, ScheduledEvent};
+    let f = Fixture::new(store.clone());
+    let pkg = f.package(PackageKind::Firmware, "fw", "1.0");
+    store.create_package(&pkg).await.expect("package");
+    let p = f.profile("p").await;
+    let event = |secs: i64, name: &str| ScheduledEvent {
+        id: crate::ids::ScheduleId::new(),
+        tenant_id: f.tenant,
+        name: name.to_string(),
+        recurrence: Recurrence::new(at(secs).naive_utc(), "UTC", Repeat::Daily, None)
+            .expect("recurrence"),
+        action: ScheduledAction::Assign {
+            target: AssignmentTarget::Profile(p.id),
+            package_id: pkg.id,
+        },
+        last_run: None,
+        next_run: Some(at(secs)),
+        created_by: "conformance".into(),
+        created_at: at(0),
+        updated_at: at(0),
+        revision: 0,
+    };
+    let late = event(500, "late");
+    let early = event(100, "early");
+    store.create_schedule(&late).await.expect("create");
+    store.create_schedule(&early).await.expect("create");
+    assert!(matches!(
+        store.create_schedule(&late).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.get_schedule(f.tenant, late.id).await.expect("get"),
+        late
+    );
+
+    let due: Vec<_> = store
+        .due_schedules(at(1000), 100)
+        .await
+        .expect("due")
+        .into_iter()
+        .filter(|e| e.tenant_id == f.tenant)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(due, vec![early.id, late.id], "earliest first");
+    let due: Vec<_> = store
+        .due_schedules(at(200), 100)
+        .await
+        .expect("due")
+        .into_iter()
+        .filter(|e| e.tenant_id == f.tenant)
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(due, vec![early.id]);
+
+    let ran = ScheduledEvent {
+        last_run: Some(at(100)),
+        next_run: Some(at(86_500)),
+        revision: 1,
+        ..early.clone()
+    };
+    store.save_schedule(&ran, 0).await.expect("save");
+    let stale = ScheduledEvent {
+        name: "stale".into(),
+        revision: 1,
+        ..early.clone()
+    };
+    assert!(matches!(
+        store.save_schedule(&stale, 0).await,
+        Err(StoreError::PreconditionFailed { .. })
+    ));
+    assert_eq!(
+        store.get_schedule(f.tenant, early.id).await.expect("get"),
+        ran
+    );
+    let listed = store
+        .list_schedules(f.tenant, PageRequest::first(1))
+        .await
+        .expect("list");
+    assert_eq!(listed.items.len(), 1);
+    let rest = store
+        .list_schedules(f.tenant, listed.next.expect("a second page"))
+        .await
+        .expect("list");
+    assert_eq!(rest.items.len(), 1);
+
+    let theirs = crate::ids::TenantId::new();
+    assert!(store
+        .get_schedule(theirs, early.id)
+        .await
+        .is_err_and(|e| e.is_not_found()));
+    assert!(store
+        .delete_schedule(theirs, early.id)
+        .await
+        .is_err_and(|e| e.is_not_found()));
+    assert!(store
+        .list_schedules(theirs, PageRequest::first(10))
+        .await
+        .expect("list")
+        .items
+        .is_empty());
+    store
+        .delete_schedule(f.tenant, early.id)
+        .await
+        .expect("delete");
+    assert!(store
+        .get_schedule(f.tenant, early.id)
+        .await
+        .is_err_and(|e| e.is_not_found()));
+}

@@ -53,6 +53,7 @@ pub const BEHAVIOURS: &[&str] = &[
     "campaigns_crud_and_compare_and_set",
     "campaign_materialization_targets_and_skips",
     "campaign_stats_equal_a_recount",
+    "schedules_crud_and_due",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
@@ -84,6 +85,7 @@ macro_rules! store_conformance_tests {
             campaigns_crud_and_compare_and_set,
             campaign_materialization_targets_and_skips,
             campaign_stats_equal_a_recount,
+            schedules_crud_and_due,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

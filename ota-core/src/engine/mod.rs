@@ -13,6 +13,7 @@ mod fleet;
 mod packages;
 mod reevaluate;
 mod reports;
+mod schedules;
 mod tick;
 mod transitions;
 

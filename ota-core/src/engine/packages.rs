@@ -220,6 +220,25 @@ impl Ota {
                     id: c.id.to_string(),
                 }),
         );
+        let mut page = crate::store::PageRequest::first(crate::store::MAX_PAGE_SIZE);
+        loop {
+            let events = self.store.list_schedules(tenant, page).await?;
+            uses.extend(
+                events
+                    .items
+                    .iter()
+                    .filter(|e| e.next_run.is_some())
+                    .filter(|e| matches!(e.action, crate::schedule::ScheduledAction::Assign { package_id, .. } if package_id == id))
+                    .map(|e| PackageUse {
+                        by: "scheduled event".to_string(),
+                        id: e.id.to_string(),
+                    }),
+            );
+            match events.next {
+                Some(next) => page = next,
+                None => break,
+            }
+        }
         Ok(uses)
     }
 

@@ -27,6 +27,8 @@ pub struct TickReport {
     pub campaigns_started: u32,
     /// Campaigns that ended (finished, or failed their error threshold).
     pub campaigns_ended: u32,
+    /// Scheduled events that ran.
+    pub schedules_run: u32,
 }
 
 impl Ota {
@@ -45,6 +47,7 @@ impl Ota {
     pub async fn tick(&self) -> Result<TickReport, OtaError> {
         let mut report = TickReport::default();
         self.run_due(&mut report).await?;
+        self.tick_schedules(&mut report).await?;
         self.tick_campaigns(&mut report).await?;
         self.release_direct(&mut report).await?;
         Ok(report)

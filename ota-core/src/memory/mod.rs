@@ -11,6 +11,7 @@ mod campaigns;
 mod devices;
 mod pace;
 mod packages;
+mod schedules;
 mod tables;
 mod updates;
 

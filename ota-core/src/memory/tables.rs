@@ -81,6 +81,8 @@ pub(super) struct Tables {
     pub campaign_devices: HashMap<CampaignId, BTreeSet<DeviceId>>,
     pub campaign_members: HashMap<CampaignId, HashSet<DeviceId>>,
     pub campaign_counts: HashMap<CampaignId, Vec<StateCounts>>,
+    // Scheduled events.
+    pub schedules: HashMap<crate::ids::ScheduleId, crate::schedule::ScheduledEvent>,
     // Audit and paces.
     pub audit: HashMap<TenantId, BTreeMap<Uuid, AuditEntry>>,
     pub paces: HashMap<String, VersionedPace>,

@@ -14,6 +14,7 @@ mod error;
 mod pace;
 mod packages;
 mod paging;
+mod schedules;
 mod updates;
 
 pub use assignments::AssignmentStore;
@@ -25,12 +26,20 @@ pub use error::StoreError;
 pub use pace::{PaceStore, VersionedPace};
 pub use packages::PackageStore;
 pub use paging::{Page, PageRequest, MAX_PAGE_SIZE};
+pub use schedules::ScheduleStore;
 pub use updates::{ClaimRequest, QueueScope, UpdateFilter, UpdateStore};
 
 /// Every capability the engine needs, in one object-safe trait. Implemented for any type that
 /// implements all of them.
 pub trait Store:
-    PackageStore + DeviceStore + AssignmentStore + UpdateStore + AuditStore + PaceStore + CampaignStore
+    PackageStore
+    + DeviceStore
+    + AssignmentStore
+    + UpdateStore
+    + AuditStore
+    + PaceStore
+    + CampaignStore
+    + ScheduleStore
 {
 }
 
@@ -42,5 +51,6 @@ impl<T> Store for T where
         + AuditStore
         + PaceStore
         + CampaignStore
+        + ScheduleStore
 {
 }
