@@ -249,6 +249,13 @@ impl CampaignStore for MemoryStore {
             }
         }
         let wave_sizes = plan_waves(&campaign.spec.waves, eligible.len() as u64);
+        // Grow the tables once rather than rehashing large records while inserting.
+        t.updates.reserve(eligible.len());
+        t.latest.reserve(eligible.len());
+        t.campaign_members
+            .entry(campaign.id)
+            .or_default()
+            .reserve(eligible.len());
         let mut ids = eligible.into_iter();
         let mut created = 0u64;
         for (wave, size) in wave_sizes.iter().enumerate() {
