@@ -1,2 +1,164 @@
-//! PostgreSQL store for the OTA library (in progress: the store lands with its own issue).
+//! The OTA store on PostgreSQL: every store trait of [`ota_core::store`] with sqlx.
+//!
+//! - Migrations are embedded and applied by [`PgStore::connect`] (versioned, idempotent, safe
+//!   when several instances start at once: they serialize on an advisory lock).
+//! - Package content is kept in 1 MiB `bytea` chunks, written from a stream inside one
+//!   transaction (nothing is kept when the checksum does not match) and read back chunk by
+//!   chunk for any byte range, so a 2 GiB package never sits in memory.
+//! - Claims use `FOR UPDATE SKIP LOCKED` with leases, and paces live in the database, so
+//!   several engine instances over one database never notify the same attempt twice and
+//!   share one pace.
+//! - Campaign materialization is one `INSERT ... SELECT`; campaign counters change in the
+//!   same statement as the transitions that move them.
+//! - Errors map into [`StoreError`](ota_core::store::StoreError): lost connections, restarts,
+//!   serialization failures and deadlocks are
+//!   [`Unavailable`](ota_core::store::StoreError::Unavailable) (transient); the pool reconnects
+//!   by itself.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), ota_core::store::StoreError> {
+//! use ota_store_postgres::{PgStore, PgStoreOptions};
+//! let store = PgStore::connect(PgStoreOptions::new("postgres://postgres@127.0.0.1:5432/test")).await?;
+//! # let _ = store; Ok(()) }
+//! ```
 #![warn(missing_docs)]
+
+mod assignments;
+mod audit;
+mod campaigns;
+mod codec;
+mod content;
+mod devices;
+mod error;
+mod migrate;
+mod pace;
+mod packages;
+mod schedules;
+mod updates;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use migrate::MIGRATIONS;
+
+use ota_core::store::StoreError;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The size of the chunks package content is stored in.
+pub const CHUNK_SIZE: usize = 1024 * 1024;
+
+/// How to connect.
+#[derive(Clone, Debug)]
+pub struct PgStoreOptions {
+    /// A `postgres://` URL.
+    pub url: String,
+    /// A schema to keep the tables in (created when missing); `None` uses the connection's
+    /// default search path (usually `public`).
+    pub schema: Option<String>,
+    /// Most connections the pool opens (default 16).
+    pub max_connections: u32,
+    /// How long to wait for a free connection or for the server (default 10 s).
+    pub acquire_timeout: Duration,
+}
+
+impl PgStoreOptions {
+    /// Defaults for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: None,
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Keeps the tables in `schema`.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// At most `n` connections.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+}
+
+/// Every store trait on PostgreSQL. Cheap to clone: clones share the pool.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// Whether `name` is a plain SQL identifier (letters, digits, `_`, not starting with a digit).
+fn valid_identifier(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+impl PgStore {
+    /// Connects, creates the schema when one is named and missing, and applies the
+    /// migrations that have not run yet.
+    pub async fn connect(options: PgStoreOptions) -> Result<Self, StoreError> {
+        let mut connect =
+            PgConnectOptions::from_str(&options.url).map_err(|e| StoreError::Backend {
+                message: format!("invalid PostgreSQL URL: {e}"),
+            })?;
+        if let Some(schema) = &options.schema {
+            if !valid_identifier(schema) {
+                return Err(StoreError::Backend {
+                    message: format!(
+                        "invalid schema name {schema:?}: use letters, digits and _ only"
+                    ),
+                });
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect.clone())
+                .await
+                .map_err(error::map)?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .execute(&pool)
+                .await
+                .map_err(error::map)?;
+            pool.close().await;
+            connect = connect.options([("search_path", schema.as_str())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(true)
+            .connect_with(connect)
+            .await
+            .map_err(error::map)?;
+        migrate::run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// A store over an existing pool. The pool's connections must see the store's tables
+    /// (run [`PgStore::migrate`] once).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Applies the migrations that have not run yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrate::run(&self.pool).await
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,106 @@
+//! Conversions between ota-core values and column values.
+
+use chrono::{DateTime, Utc};
+use ota_core::clock::Timestamp;
+use ota_core::store::{Page, PageRequest, StoreError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+/// Nanoseconds since the Unix epoch: exact for every time between 1677 and 2262.
+pub(crate) fn ns(t: Timestamp) -> i64 {
+    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// A time from nanoseconds since the Unix epoch.
+pub(crate) fn from_ns(n: i64) -> Timestamp {
+    DateTime::<Utc>::from_timestamp_nanos(n)
+}
+
+/// An optional time as nanoseconds.
+pub(crate) fn ns_opt(t: Option<Timestamp>) -> Option<i64> {
+    t.map(ns)
+}
+
+/// The serde form of a value as JSON, for `jsonb` columns.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
+    serde_json::to_value(value).map_err(|e| StoreError::Backend {
+        message: format!("cannot encode a record: {e}"),
+    })
+}
+
+/// A value from its stored serde form.
+pub(crate) fn from_json<T: DeserializeOwned>(
+    entity: &str,
+    value: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_json::from_value(value).map_err(|e| StoreError::Backend {
+        message: format!("stored {entity} cannot be read: {e}"),
+    })
+}
+
+/// A value's name as its serde form spells it (enums with unit variants).
+pub(crate) fn name_of<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+/// An enum from the name it was stored under.
+pub(crate) fn parse_name<T: DeserializeOwned>(entity: &str, name: &str) -> Result<T, StoreError> {
+    from_json(entity, serde_json::Value::String(name.to_string()))
+}
+
+/// A u64 stored as bigint.
+pub(crate) fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A bigint read back as u64.
+pub(crate) fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The limit to fetch for a page: one more than the page holds.
+pub(crate) fn overfetch(page: &PageRequest) -> i64 {
+    page.effective_limit() as i64 + 1
+}
+
+/// Where a page starts: after this id (the nil UUID sorts first).
+pub(crate) fn after(page: &PageRequest) -> Uuid {
+    page.after.unwrap_or(Uuid::nil())
+}
+
+/// A page from rows fetched with [`overfetch`].
+pub(crate) fn page<T>(items: Vec<T>, request: &PageRequest, id: impl Fn(&T) -> Uuid) -> Page<T> {
+    Page::from_overfetch(items, request, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn times_round_trip_to_the_nanosecond() {
+        let t = Utc.timestamp_opt(1_704_067_200, 123_456_789).unwrap();
+        assert_eq!(from_ns(ns(t)), t);
+        let early = Utc.timestamp_opt(-1_000, 5).unwrap();
+        assert_eq!(from_ns(ns(early)), early);
+    }
+
+    #[test]
+    fn names_of_enums() {
+        assert_eq!(name_of(&ota_core::update::UpdateState::Queued), "QUEUED");
+        assert_eq!(name_of(&ota_core::PackageKind::Software), "SOFTWARE");
+        let k: ota_core::PackageKind = parse_name("kind", "FIRMWARE").unwrap();
+        assert_eq!(k, ota_core::PackageKind::Firmware);
+        assert!(parse_name::<ota_core::PackageKind>("kind", "nope").is_err());
+    }
+}

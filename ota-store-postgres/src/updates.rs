@@ -1,0 +1,533 @@
+//! [`UpdateStore`] on PostgreSQL: one row per update with its lease, history rows, and the
+//! campaign counters changed in the same statement as every creation and transition.
+
+use crate::codec::{
+    from_json, from_ns, name_of, ns, ns_opt, overfetch, page, parse_name, to_i64, to_json, to_u64,
+};
+use crate::error::map;
+use crate::PgStore;
+use async_trait::async_trait;
+use ota_core::store::{
+    ClaimRequest, Page, PageRequest, QueueScope, StoreError, UpdateFilter, UpdateStore,
+};
+use ota_core::update::{HistoryEntry, Update, UpdateState};
+use ota_core::{CampaignId, DeviceId, PackageId, PackageKind, TenantId, TitleVersion, UpdateId};
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+/// The columns an update is read from.
+pub(crate) const UPDATE_COLUMNS: &str = "id, tenant_id, device_id, kind, package_id,
+    target_title, target_version, campaign_id, wave, state, attempt, progress, error,
+    created_at, state_changed_at, updated_at, retry_at, wake_at, revision";
+
+/// An update from a row of [`UPDATE_COLUMNS`].
+pub(crate) fn decode_update(row: &PgRow) -> Result<Update, StoreError> {
+    let kind: String = row.try_get("kind").map_err(map)?;
+    let state: String = row.try_get("state").map_err(map)?;
+    let progress: Option<i16> = row.try_get("progress").map_err(map)?;
+    let wave: i32 = row.try_get("wave").map_err(map)?;
+    let attempt: i32 = row.try_get("attempt").map_err(map)?;
+    let campaign: Option<Uuid> = row.try_get("campaign_id").map_err(map)?;
+    let retry_at: Option<i64> = row.try_get("retry_at").map_err(map)?;
+    let wake_at: Option<i64> = row.try_get("wake_at").map_err(map)?;
+    Ok(Update {
+        id: UpdateId(row.try_get("id").map_err(map)?),
+        tenant_id: TenantId(row.try_get("tenant_id").map_err(map)?),
+        device_id: DeviceId(row.try_get("device_id").map_err(map)?),
+        kind: parse_name::<PackageKind>("update kind", &kind)?,
+        package_id: PackageId(row.try_get("package_id").map_err(map)?),
+        target: TitleVersion {
+            title: row.try_get("target_title").map_err(map)?,
+            version: row.try_get("target_version").map_err(map)?,
+        },
+        campaign_id: campaign.map(CampaignId),
+        wave: u32::try_from(wave).unwrap_or(0),
+        state: parse_name::<UpdateState>("update state", &state)?,
+        attempt: u32::try_from(attempt).unwrap_or(0),
+        progress: progress.and_then(|p| u8::try_from(p).ok()),
+        error: row.try_get("error").map_err(map)?,
+        created_at: from_ns(row.try_get("created_at").map_err(map)?),
+        state_changed_at: from_ns(row.try_get("state_changed_at").map_err(map)?),
+        updated_at: from_ns(row.try_get("updated_at").map_err(map)?),
+        retry_at: retry_at.map(from_ns),
+        wake_at: wake_at.map(from_ns),
+        revision: to_u64(row.try_get("revision").map_err(map)?),
+    })
+}
+
+fn i32_of(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// Updates as column arrays for `UNNEST`.
+#[derive(Default)]
+pub(crate) struct UpdateColumns {
+    id: Vec<Uuid>,
+    tenant: Vec<Uuid>,
+    device: Vec<Uuid>,
+    kind: Vec<String>,
+    package: Vec<Uuid>,
+    title: Vec<String>,
+    version: Vec<String>,
+    campaign: Vec<Option<Uuid>>,
+    wave: Vec<i32>,
+    state: Vec<String>,
+    attempt: Vec<i32>,
+    progress: Vec<Option<i16>>,
+    error: Vec<Option<String>>,
+    created_at: Vec<i64>,
+    state_changed_at: Vec<i64>,
+    updated_at: Vec<i64>,
+    retry_at: Vec<Option<i64>>,
+    wake_at: Vec<Option<i64>>,
+    revision: Vec<i64>,
+}
+
+impl UpdateColumns {
+    fn push(&mut self, u: &Update) {
+        self.id.push(u.id.0);
+        self.tenant.push(u.tenant_id.0);
+        self.device.push(u.device_id.0);
+        self.kind.push(name_of(&u.kind));
+        self.package.push(u.package_id.0);
+        self.title.push(u.target.title.clone());
+        self.version.push(u.target.version.clone());
+        self.campaign.push(u.campaign_id.map(|c| c.0));
+        self.wave.push(i32_of(u.wave));
+        self.state.push(u.state.name().to_string());
+        self.attempt.push(i32_of(u.attempt));
+        self.progress.push(u.progress.map(i16::from));
+        self.error.push(u.error.clone());
+        self.created_at.push(ns(u.created_at));
+        self.state_changed_at.push(ns(u.state_changed_at));
+        self.updated_at.push(ns(u.updated_at));
+        self.retry_at.push(ns_opt(u.retry_at));
+        self.wake_at.push(ns_opt(u.wake_at));
+        self.revision.push(to_i64(u.revision));
+    }
+}
+
+/// Counts a campaign's new updates: added to `ota_campaign_counts` from the rows of the CTE
+/// `ins` (columns campaign_id, wave, state), in key order so that concurrent writers lock
+/// counter rows in the same order.
+pub(crate) const COUNT_INSERTED: &str =
+    "INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
+    SELECT campaign_id, wave, state, count(*) FROM ins WHERE campaign_id IS NOT NULL
+    GROUP BY campaign_id, wave, state ORDER BY campaign_id, wave, state
+    ON CONFLICT (campaign_id, wave, state) DO UPDATE SET n = ota_campaign_counts.n + excluded.n";
+
+fn conflict_message(e: sqlx::Error) -> StoreError {
+    match map(e) {
+        StoreError::Conflict { message, .. } => StoreError::conflict(
+            "update",
+            if message.contains("ota_updates_one_unfinished") {
+                "a device would have a second unfinished update of one kind".to_string()
+            } else {
+                "an update with one of these ids exists".to_string()
+            },
+        ),
+        other => other,
+    }
+}
+
+/// Appends the WHERE conditions of `filter` (after a first condition).
+fn push_filter(q: &mut QueryBuilder<'_, Postgres>, filter: &UpdateFilter) {
+    if !filter.states.is_empty() {
+        let states: Vec<String> = filter.states.iter().map(|s| s.name().to_string()).collect();
+        q.push(" AND state = ANY(").push_bind(states).push(")");
+    }
+    if let Some(c) = filter.campaign_id {
+        q.push(" AND campaign_id = ").push_bind(c.0);
+    }
+    if let Some(d) = filter.device_id {
+        q.push(" AND device_id = ").push_bind(d.0);
+    }
+    if let Some(k) = filter.kind {
+        q.push(" AND kind = ").push_bind(name_of(&k));
+    }
+    if let Some(p) = filter.package_id {
+        q.push(" AND package_id = ").push_bind(p.0);
+    }
+}
+
+/// Leases the rows picked by `picked` (a query selecting `id`s with `FOR UPDATE SKIP
+/// LOCKED`) to the claimer and returns them in `order`.
+async fn lease(
+    store: &PgStore,
+    mut q: QueryBuilder<'_, Postgres>,
+    request: &ClaimRequest,
+) -> Result<Vec<Update>, StoreError> {
+    let until = request
+        .now
+        .checked_add_signed(request.lease)
+        .unwrap_or(request.now);
+    q.push(") UPDATE ota_updates u SET lease_owner = ")
+        .push_bind(request.owner.clone())
+        .push(", lease_until = ")
+        .push_bind(ns(until))
+        .push(" FROM picked WHERE u.id = picked.id RETURNING ");
+    q.push(
+        UPDATE_COLUMNS
+            .split(',')
+            .map(|c| format!("u.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let rows = q.build().fetch_all(&store.pool).await.map_err(map)?;
+    rows.iter().map(decode_update).collect()
+}
+
+/// Inserts `batch` (at most a few thousand) and counts the campaign updates among them.
+pub(crate) async fn insert_batch(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    batch: &[Update],
+) -> Result<(), StoreError> {
+    let mut c = UpdateColumns::default();
+    for u in batch {
+        c.push(u);
+    }
+    sqlx::query(&format!(
+        "WITH ins AS (
+            INSERT INTO ota_updates (id, tenant_id, device_id, kind, package_id,
+                target_title, target_version, campaign_id, wave, state, attempt, progress,
+                error, created_at, state_changed_at, updated_at, retry_at, wake_at, revision)
+            SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[],
+                $6::text[], $7::text[], $8::uuid[], $9::int[], $10::text[], $11::int[],
+                $12::smallint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
+                $17::bigint[], $18::bigint[], $19::bigint[])
+            RETURNING campaign_id, wave, state)
+         {COUNT_INSERTED}"
+    ))
+    .bind(&c.id)
+    .bind(&c.tenant)
+    .bind(&c.device)
+    .bind(&c.kind)
+    .bind(&c.package)
+    .bind(&c.title)
+    .bind(&c.version)
+    .bind(&c.campaign)
+    .bind(&c.wave)
+    .bind(&c.state)
+    .bind(&c.attempt)
+    .bind(&c.progress)
+    .bind(&c.error)
+    .bind(&c.created_at)
+    .bind(&c.state_changed_at)
+    .bind(&c.updated_at)
+    .bind(&c.retry_at)
+    .bind(&c.wake_at)
+    .bind(&c.revision)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict_message)?;
+    Ok(())
+}
+
+#[async_trait]
+impl UpdateStore for PgStore {
+    async fn create_updates(&self, updates: &[Update]) -> Result<(), StoreError> {
+        if updates.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(map)?;
+        for batch in updates.chunks(10_000) {
+            insert_batch(&mut tx, batch).await?;
+        }
+        tx.commit().await.map_err(map)?;
+        Ok(())
+    }
+
+    async fn transition(
+        &self,
+        update: &Update,
+        expected_revision: u64,
+        history: &HistoryEntry,
+    ) -> Result<(), StoreError> {
+        let changed: i64 = sqlx::query_scalar(
+            "WITH old AS (
+                SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
+             ),
+             upd AS (
+                UPDATE ota_updates u SET
+                    device_id = $4, kind = $5, package_id = $6, target_title = $7,
+                    target_version = $8, campaign_id = $9, wave = $10, state = $11, attempt = $12,
+                    progress = $13, error = $14, created_at = $15, state_changed_at = $16,
+                    updated_at = $17, retry_at = $18, wake_at = $19, revision = $20,
+                    lease_owner = NULL, lease_until = NULL
+                FROM old WHERE u.id = old.id AND u.revision = $3
+                RETURNING u.campaign_id, old.wave AS old_wave, old.state AS old_state,
+                    u.wave AS new_wave, u.state AS new_state
+             ),
+             hist AS (
+                INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
+                SELECT $1, $2, $21, $22 FROM upd
+             ),
+             counted AS (
+                INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
+                SELECT campaign_id, wave, state, sum(d) FROM (
+                    SELECT campaign_id, old_wave AS wave, old_state AS state, -1 AS d
+                    FROM upd WHERE campaign_id IS NOT NULL
+                    UNION ALL
+                    SELECT campaign_id, new_wave, new_state, 1 FROM upd WHERE campaign_id IS NOT NULL
+                ) deltas
+                GROUP BY campaign_id, wave, state HAVING sum(d) <> 0
+                ORDER BY campaign_id, wave, state
+                ON CONFLICT (campaign_id, wave, state)
+                DO UPDATE SET n = ota_campaign_counts.n + excluded.n
+             )
+             SELECT count(*) FROM upd",
+        )
+        .bind(update.id.0)
+        .bind(update.tenant_id.0)
+        .bind(to_i64(expected_revision))
+        .bind(update.device_id.0)
+        .bind(name_of(&update.kind))
+        .bind(update.package_id.0)
+        .bind(&update.target.title)
+        .bind(&update.target.version)
+        .bind(update.campaign_id.map(|c| c.0))
+        .bind(i32_of(update.wave))
+        .bind(update.state.name())
+        .bind(i32_of(update.attempt))
+        .bind(update.progress.map(i16::from))
+        .bind(&update.error)
+        .bind(ns(update.created_at))
+        .bind(ns(update.state_changed_at))
+        .bind(ns(update.updated_at))
+        .bind(ns_opt(update.retry_at))
+        .bind(ns_opt(update.wake_at))
+        .bind(to_i64(update.revision))
+        .bind(history.device_id.0)
+        .bind(to_json(history)?)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict_message)?;
+        if changed == 1 {
+            return Ok(());
+        }
+        let stored: Option<i64> =
+            sqlx::query_scalar("SELECT revision FROM ota_updates WHERE id = $1 AND tenant_id = $2")
+                .bind(update.id.0)
+                .bind(update.tenant_id.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map)?;
+        match stored {
+            None => Err(StoreError::not_found("update", update.id)),
+            Some(r) => Err(StoreError::precondition(format!(
+                "update {} is at revision {r}, not {expected_revision}",
+                update.id
+            ))),
+        }
+    }
+
+    async fn append_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
+             SELECT $1, $2, $3, $4 WHERE EXISTS (
+                 SELECT 1 FROM ota_updates WHERE id = $1 AND tenant_id = $2)",
+        )
+        .bind(entry.update_id.0)
+        .bind(entry.tenant_id.0)
+        .bind(entry.device_id.0)
+        .bind(to_json(entry)?)
+        .execute(&self.pool)
+        .await
+        .map_err(map)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("update", entry.update_id));
+        }
+        Ok(())
+    }
+
+    async fn get_update(&self, tenant: TenantId, id: UpdateId) -> Result<Update, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {UPDATE_COLUMNS} FROM ota_updates WHERE id = $1 AND tenant_id = $2"
+        ))
+        .bind(id.0)
+        .bind(tenant.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map)?
+        .ok_or_else(|| StoreError::not_found("update", id))?;
+        decode_update(&row)
+    }
+
+    async fn latest_update(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+    ) -> Result<Option<Update>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {UPDATE_COLUMNS} FROM ota_updates
+             WHERE device_id = $1 AND kind = $2 AND tenant_id = $3
+             ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(device.0)
+        .bind(name_of(&kind))
+        .bind(tenant.0)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map)?;
+        row.as_ref().map(decode_update).transpose()
+    }
+
+    async fn list_updates(
+        &self,
+        tenant: TenantId,
+        filter: &UpdateFilter,
+        request: PageRequest,
+    ) -> Result<Page<Update>, StoreError> {
+        let mut q = QueryBuilder::new(format!(
+            "SELECT {UPDATE_COLUMNS} FROM ota_updates WHERE tenant_id = "
+        ));
+        q.push_bind(tenant.0);
+        if let Some(a) = request.after {
+            q.push(" AND id > ").push_bind(a);
+        }
+        push_filter(&mut q, filter);
+        q.push(" ORDER BY id LIMIT ").push_bind(overfetch(&request));
+        let rows = q.build().fetch_all(&self.pool).await.map_err(map)?;
+        let items = rows.iter().map(decode_update).collect::<Result<_, _>>()?;
+        Ok(page(items, &request, |u: &Update| u.id.0))
+    }
+
+    async fn count_updates(
+        &self,
+        tenant: Option<TenantId>,
+        filter: &UpdateFilter,
+    ) -> Result<u64, StoreError> {
+        let mut q = QueryBuilder::new("SELECT count(*) FROM ota_updates WHERE true");
+        if let Some(t) = tenant {
+            q.push(" AND tenant_id = ").push_bind(t.0);
+        }
+        push_filter(&mut q, filter);
+        let n: i64 = q
+            .build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map)?;
+        Ok(to_u64(n))
+    }
+
+    async fn claim_queued(
+        &self,
+        request: &ClaimRequest,
+        scope: QueueScope,
+    ) -> Result<Vec<Update>, StoreError> {
+        let mut q =
+            QueryBuilder::new("WITH picked AS (SELECT id FROM ota_updates WHERE state = 'QUEUED'");
+        let order = match scope {
+            QueueScope::Direct => {
+                q.push(" AND campaign_id IS NULL");
+                " ORDER BY state_changed_at, id"
+            }
+            QueueScope::Campaign { id, up_to_wave } => {
+                q.push(" AND campaign_id = ")
+                    .push_bind(id.0)
+                    .push(" AND wave <= ")
+                    .push_bind(i32_of(up_to_wave));
+                " ORDER BY wave, state_changed_at, id"
+            }
+        };
+        q.push(" AND (lease_until IS NULL OR lease_until <= ")
+            .push_bind(ns(request.now))
+            .push(")")
+            .push(order)
+            .push(" LIMIT ")
+            .push_bind(i64::from(request.limit))
+            .push(" FOR UPDATE SKIP LOCKED");
+        let mut claimed = lease(self, q, request).await?;
+        claimed.sort_by_key(|u| (u.wave, u.state_changed_at, u.id));
+        Ok(claimed)
+    }
+
+    async fn claim_due(&self, request: &ClaimRequest) -> Result<Vec<Update>, StoreError> {
+        let mut q =
+            QueryBuilder::new("WITH picked AS (SELECT id FROM ota_updates WHERE wake_at <= ");
+        q.push_bind(ns(request.now))
+            .push(" AND (lease_until IS NULL OR lease_until <= ")
+            .push_bind(ns(request.now))
+            .push(") ORDER BY wake_at, id LIMIT ")
+            .push_bind(i64::from(request.limit))
+            .push(" FOR UPDATE SKIP LOCKED");
+        let mut claimed = lease(self, q, request).await?;
+        claimed.sort_by_key(|u| (u.wake_at, u.id));
+        Ok(claimed)
+    }
+
+    async fn release_claim(
+        &self,
+        tenant: TenantId,
+        id: UpdateId,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        let found: Option<bool> = sqlx::query_scalar(
+            "WITH rel AS (
+                UPDATE ota_updates SET lease_owner = NULL, lease_until = NULL
+                WHERE id = $1 AND tenant_id = $2 AND lease_owner = $3 RETURNING id)
+             SELECT true FROM ota_updates WHERE id = $1 AND tenant_id = $2",
+        )
+        .bind(id.0)
+        .bind(tenant.0)
+        .bind(owner)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map)?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(StoreError::not_found("update", id)),
+        }
+    }
+
+    async fn update_history(
+        &self,
+        tenant: TenantId,
+        id: UpdateId,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let exists: Option<bool> =
+            sqlx::query_scalar("SELECT true FROM ota_updates WHERE id = $1 AND tenant_id = $2")
+                .bind(id.0)
+                .bind(tenant.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map)?;
+        if exists.is_none() {
+            return Err(StoreError::not_found("update", id));
+        }
+        let docs: Vec<serde_json::Value> = sqlx::query_scalar(
+            "SELECT doc FROM ota_history WHERE update_id = $1 AND tenant_id = $2 ORDER BY seq",
+        )
+        .bind(id.0)
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map)?;
+        docs.into_iter()
+            .map(|d| from_json("history entry", d))
+            .collect()
+    }
+
+    async fn device_history(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let docs: Vec<serde_json::Value> = sqlx::query_scalar(
+            "SELECT doc FROM ota_history WHERE device_id = $1 AND tenant_id = $2
+             ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(device.0)
+        .bind(tenant.0)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map)?;
+        docs.into_iter()
+            .map(|d| from_json("history entry", d))
+            .collect()
+    }
+}
