@@ -768,13 +768,7 @@ impl Ota {
                     global_in_progress,
                 )
                 .await? as usize;
-            for (i, update) in claimed.iter().enumerate() {
-                if i < granted {
-                    self.dispatch(update, report).await?;
-                } else {
-                    self.release(update).await?;
-                }
-            }
+            self.dispatch_batch(&claimed, granted, report).await?;
             if granted < claimed.len() || claimed.len() < room as usize {
                 return Ok(());
             }

@@ -29,6 +29,9 @@ pub struct OtaConfig {
     pub max_cas_retries: u32,
     /// The longest a campaign may run from start to finish. Default: 6 months (183 days).
     pub campaign_max_span: Duration,
+    /// How many store calls one engine makes at once while dispatching a claimed batch or
+    /// re-evaluating a page of devices (at least 1). Default: 8.
+    pub concurrency: usize,
 }
 
 impl Default for OtaConfig {
@@ -44,6 +47,7 @@ impl Default for OtaConfig {
             max_batches_per_tick: 20,
             max_cas_retries: 8,
             campaign_max_span: crate::campaign::DEFAULT_MAX_SPAN,
+            concurrency: 8,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::precedence;
 use crate::store::{DeviceSelector, PageRequest};
 use crate::update::{EventSource, Update, UpdateEvent};
 use crate::wire;
+use futures_util::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;
 
@@ -116,9 +117,12 @@ impl Ota {
         let mut page = PageRequest::first(REEVALUATE_PAGE);
         loop {
             let devices = self.store.list_devices(tenant, selector, page).await?;
-            for device in &devices.items {
-                self.reevaluate(device, kind).await?;
-            }
+            let outcomes: Vec<Result<(), OtaError>> = futures_util::stream::iter(&devices.items)
+                .map(|device| self.reevaluate(device, kind))
+                .buffer_unordered(self.config.concurrency.max(1))
+                .collect()
+                .await;
+            outcomes.into_iter().collect::<Result<(), OtaError>>()?;
             match devices.next {
                 Some(next) => page = next,
                 None => return Ok(()),

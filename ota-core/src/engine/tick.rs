@@ -2,12 +2,18 @@
 //! under the global pace.
 
 use super::{Ota, OtaError};
+use crate::ids::PackageId;
 use crate::notifier::Notice;
 use crate::pacing::PaceState;
+use crate::package::Package;
 use crate::store::{ClaimRequest, QueueScope, StoreError, UpdateFilter};
 use crate::update::{EventSource, Outcome, Update, UpdateEvent, UpdateState};
 use crate::wire;
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The store key of the global pace.
 pub(super) const GLOBAL_PACE_KEY: &str = "global";
@@ -29,6 +35,19 @@ pub struct TickReport {
     pub campaigns_ended: u32,
     /// Scheduled events that ran.
     pub schedules_run: u32,
+}
+
+impl TickReport {
+    /// Adds the counts of `other`.
+    fn absorb(&mut self, other: &TickReport) {
+        self.timed_out += other.timed_out;
+        self.retried += other.retried;
+        self.released += other.released;
+        self.notify_failures += other.notify_failures;
+        self.campaigns_started += other.campaigns_started;
+        self.campaigns_ended += other.campaigns_ended;
+        self.schedules_run += other.schedules_run;
+    }
 }
 
 impl Ota {
@@ -175,13 +194,7 @@ impl Ota {
             let granted = self
                 .reserve_slots(GLOBAL_PACE_KEY, pacing, wanted, in_progress)
                 .await? as usize;
-            for (i, update) in claimed.iter().enumerate() {
-                if i < granted {
-                    self.dispatch(update, report).await?;
-                } else {
-                    self.release(update).await?;
-                }
-            }
+            self.dispatch_batch(&claimed, granted, report).await?;
             if granted < claimed.len() || claimed.len() < room as usize {
                 return Ok(());
             }
@@ -209,28 +222,74 @@ impl Ota {
             .min(wanted))
     }
 
-    /// Moves a claimed QUEUED update to INITIATED and notifies its device. The compare-and-set
-    /// makes sure one attempt is notified once, whoever else tries.
-    pub(super) async fn dispatch(
+    /// Dispatches the first `granted` of `claimed` (see [`Ota::dispatch`]), up to
+    /// [`OtaConfig::concurrency`](super::OtaConfig::concurrency) at once, and gives the claims
+    /// on the others back. Every update is handled even when one fails; the first error is
+    /// returned after.
+    pub(super) async fn dispatch_batch(
         &self,
-        update: &Update,
+        claimed: &[Update],
+        granted: usize,
         report: &mut TickReport,
     ) -> Result<(), OtaError> {
-        let package = match self
-            .store
-            .get_package(update.tenant_id, update.package_id)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) if e.is_not_found() => {
-                let event = UpdateEvent::Fail {
-                    source: EventSource::Server,
-                    reason: format!("package {} no longer exists", update.package_id),
+        let granted = granted.min(claimed.len());
+        // Each package is read once per batch.
+        let mut packages: HashMap<PackageId, Option<Arc<Package>>> = HashMap::new();
+        for u in &claimed[..granted] {
+            if let Entry::Vacant(slot) = packages.entry(u.package_id) {
+                match self.store.get_package(u.tenant_id, u.package_id).await {
+                    Ok(p) => slot.insert(Some(Arc::new(p))),
+                    Err(e) if e.is_not_found() => slot.insert(None),
+                    Err(e) => return Err(e.into()),
                 };
-                self.apply_once(update, &event).await?;
-                return Ok(());
             }
-            Err(e) => return Err(e.into()),
+        }
+        let packages = &packages;
+        let outcomes: Vec<Result<TickReport, OtaError>> =
+            futures_util::stream::iter(claimed[..granted].iter())
+                .map(|u| async move {
+                    let mut one = TickReport::default();
+                    let package = packages.get(&u.package_id).cloned().flatten();
+                    self.dispatch(u, package.as_deref(), &mut one)
+                        .await
+                        .map(|()| one)
+                })
+                .buffer_unordered(self.config.concurrency.max(1))
+                .collect()
+                .await;
+        let mut first_error = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(one) => report.absorb(&one),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        for update in &claimed[granted..] {
+            if let Err(e) = self.release(update).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Moves a claimed QUEUED update to INITIATED and notifies its device. The compare-and-set
+    /// makes sure one attempt is notified once, whoever else tries. `package` is the update's
+    /// package, `None` when it no longer exists (the update fails).
+    async fn dispatch(
+        &self,
+        update: &Update,
+        package: Option<&Package>,
+        report: &mut TickReport,
+    ) -> Result<(), OtaError> {
+        let Some(package) = package else {
+            let event = UpdateEvent::Fail {
+                source: EventSource::Server,
+                reason: format!("package {} no longer exists", update.package_id),
+            };
+            self.apply_once(update, &event).await?;
+            return Ok(());
         };
         match self.apply_once(update, &UpdateEvent::Dispatched).await? {
             Some(Outcome::Applied { update: next, .. }) if next.state == UpdateState::Initiated => {
@@ -239,7 +298,7 @@ impl Ota {
                     tenant_id: next.tenant_id,
                     device_id: next.device_id,
                     kind: next.kind,
-                    attributes: wire::update_notice(&package),
+                    attributes: wire::update_notice(package),
                 };
                 if self.notifier.notify(&notice).await.is_err() {
                     report.notify_failures += 1;
