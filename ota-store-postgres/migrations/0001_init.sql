@@ -32,6 +32,9 @@ CREATE TABLE ota_package_chunks (
     data bytea NOT NULL,
     PRIMARY KEY (package_id, seq)
 );
+-- Images are mostly compressed already: store chunks uncompressed, which also lets
+-- `substring` read just the slice a range asks for.
+ALTER TABLE ota_package_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
 CREATE TABLE ota_profiles (
     id uuid PRIMARY KEY,

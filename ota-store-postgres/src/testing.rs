@@ -37,6 +37,22 @@ impl TestDatabase {
             .schema(self.schema.clone())
             .max_connections(4)
     }
+
+    /// Drops the schema and everything in it (for tests that leave large data behind).
+    /// Schemas left behind are dropped anyway once they are two hours old.
+    pub async fn drop_schema(&self) {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("{}", unreachable_help(&self.url, &e)));
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("cannot drop schema {}: {e}", self.schema));
+        pool.close().await;
+    }
 }
 
 fn unreachable_help(url: &str, error: &dyn std::fmt::Display) -> String {
@@ -97,4 +113,176 @@ pub async fn fresh_store() -> PgStore {
     PgStore::connect(db.options())
         .await
         .unwrap_or_else(|e| panic!("{}", unreachable_help(&db.url, &e)))
+}
+
+/// `len` bytes of deterministic, incompressible content (xorshift64* from `seed`), produced
+/// piece by piece (`piece` bytes each) so that a test can stream gigabytes without holding
+/// them.
+pub fn generated_content(len: u64, piece: usize, seed: u64) -> ota_core::store::ByteStream {
+    let piece = piece.max(8) as u64;
+    let state = (0u64, seed | 1);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        move |(sent, mut x)| async move {
+            if sent >= len {
+                return None;
+            }
+            let n = piece.min(len - sent) as usize;
+            let mut out = Vec::with_capacity(n + 8);
+            while out.len() < n {
+                x ^= x >> 12;
+                x ^= x << 25;
+                x ^= x >> 27;
+                out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+            }
+            out.truncate(n);
+            Some((Ok(bytes::Bytes::from(out)), (sent + n as u64, x)))
+        },
+    ))
+}
+
+/// This process's resident memory, read from `/proc/self/status` (Linux).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResidentMemory {
+    /// Resident set size now, in bytes (`VmRSS`).
+    pub current: u64,
+    /// The highest resident set size since the last [`ResidentMemory::reset_peak`], in bytes
+    /// (`VmHWM`).
+    pub peak: u64,
+}
+
+impl ResidentMemory {
+    /// Reads the figures; `None` where `/proc/self/status` is not available.
+    pub fn read() -> Option<Self> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let field = |name: &str| -> Option<u64> {
+            let line = status.lines().find(|l| l.starts_with(name))?;
+            let kib: u64 = line[name.len()..]
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .ok()?;
+            Some(kib * 1024)
+        };
+        Some(Self {
+            current: field("VmRSS:")?,
+            peak: field("VmHWM:")?,
+        })
+    }
+
+    /// Resets the peak to the current figure (writes `5` to `/proc/self/clear_refs`); returns
+    /// whether it could.
+    pub fn reset_peak() -> bool {
+        std::fs::write("/proc/self/clear_refs", "5").is_ok()
+    }
+}
+
+/// What [`content_round_trip`] measured.
+#[derive(Clone, Copy, Debug)]
+pub struct ContentRoundTrip {
+    /// Content size in bytes.
+    pub bytes: u64,
+    /// Seconds to upload (stream in, chunk, hash, commit).
+    pub upload_secs: f64,
+    /// Seconds to download the whole content and hash it.
+    pub download_secs: f64,
+    /// Seconds to produce and hash the same content with no store: the reference.
+    pub reference_secs: f64,
+    /// Peak resident memory growth during the upload, in bytes (`None` off Linux).
+    pub upload_growth: Option<u64>,
+    /// Peak resident memory growth during the download, in bytes (`None` off Linux).
+    pub download_growth: Option<u64>,
+}
+
+/// Runs `f`, returning its output and how far the process's resident memory rose above what
+/// it was before, at its peak.
+async fn peak_growth<T>(f: impl std::future::Future<Output = T>) -> (T, Option<u64>) {
+    let before = ResidentMemory::reset_peak()
+        .then(ResidentMemory::read)
+        .flatten();
+    let out = f.await;
+    let growth = before
+        .and_then(|b| ResidentMemory::read().map(|after| after.peak.saturating_sub(b.current)));
+    (out, growth)
+}
+
+/// Uploads `bytes` of generated content to `store` as a new package of a new tenant, reads
+/// it back whole, and checks size and SHA-256 both ways. Measures time and peak memory growth
+/// of each direction; panics on any failure or mismatch.
+pub async fn content_round_trip(store: &PgStore, bytes: u64) -> ContentRoundTrip {
+    use futures_util::StreamExt;
+    use ota_core::checksum::ContentHasher;
+    use ota_core::store::{ByteRange, PackageStore};
+    use ota_core::{Compatibility, Package, PackageId, PackageKind, PackageSource, TenantId};
+    use std::time::Instant;
+
+    const PIECE: usize = 256 * 1024;
+    const SEED: u64 = 0x0007_a5ee_d5ee_d000;
+
+    let started = Instant::now();
+    let mut reference = ContentHasher::new(None);
+    let mut content = generated_content(bytes, PIECE, SEED);
+    while let Some(piece) = content.next().await {
+        reference.update(&piece.expect("generated content"));
+    }
+    let reference = reference.finish().expect("no expected checksum");
+    let reference_secs = started.elapsed().as_secs_f64();
+
+    let tenant = TenantId::new();
+    let package = Package {
+        id: PackageId::new(),
+        tenant_id: tenant,
+        kind: PackageKind::Firmware,
+        title: "large".to_string(),
+        version: format!("{bytes}"),
+        compatibility: Compatibility::AnyProfile,
+        source: PackageSource::Stored,
+        size: None,
+        checksum: None,
+        sha256: None,
+        content_type: Some("application/octet-stream".to_string()),
+        file_name: None,
+        description: None,
+        tag: None,
+        created_at: chrono::Utc::now(),
+        created_by: "content_round_trip".to_string(),
+    };
+    let started = Instant::now();
+    let (stored, upload_growth) = peak_growth(store.create_package_with_content(
+        package,
+        Some(reference.checksum.clone()),
+        None,
+        generated_content(bytes, PIECE, SEED),
+    ))
+    .await;
+    let stored = stored.expect("upload");
+    let upload_secs = started.elapsed().as_secs_f64();
+    assert_eq!(stored.size, Some(bytes));
+    assert_eq!(stored.sha256.as_deref(), Some(reference.sha256.as_str()));
+
+    let started = Instant::now();
+    let (read, download_growth) = peak_growth(async {
+        let mut stream = store
+            .read_content(tenant, stored.id, ByteRange::FULL)
+            .await
+            .expect("download");
+        let mut hasher = ContentHasher::new(None);
+        while let Some(piece) = stream.next().await {
+            hasher.update(&piece.expect("content chunk"));
+        }
+        hasher.finish().expect("no expected checksum")
+    })
+    .await;
+    let download_secs = started.elapsed().as_secs_f64();
+    assert_eq!(read.size, bytes);
+    assert_eq!(read.sha256, reference.sha256);
+    ContentRoundTrip {
+        bytes,
+        upload_secs,
+        download_secs,
+        reference_secs,
+        upload_growth,
+        download_growth,
+    }
 }
