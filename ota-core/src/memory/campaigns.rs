@@ -18,7 +18,11 @@ fn skip(t: &Tables, package: &Package, device: &Device) -> Option<&'static str> 
     if !package.compatibility.allows(device.profile_id) {
         return Some(skip_reason::INCOMPATIBLE);
     }
-    if device.current.get(package.kind) == Some(&package.title_version()) {
+    if device
+        .current
+        .get(package.kind)
+        .is_some_and(|c| c.title == package.title && c.version == package.version)
+    {
         return Some(skip_reason::UP_TO_DATE);
     }
     let busy = t
@@ -249,13 +253,8 @@ impl CampaignStore for MemoryStore {
             }
         }
         let wave_sizes = plan_waves(&campaign.spec.waves, eligible.len() as u64);
-        // Grow the tables once rather than rehashing large records while inserting.
-        t.updates.reserve(eligible.len());
-        t.latest.reserve(eligible.len());
-        t.campaign_members
-            .entry(campaign.id)
-            .or_default()
-            .reserve(eligible.len());
+        // Devices come in id order and update ids grow: the ordered tables the inserts go to
+        // are appended to, which keeps materialization cache-friendly.
         let mut ids = eligible.into_iter();
         let mut created = 0u64;
         for (wave, size) in wave_sizes.iter().enumerate() {
