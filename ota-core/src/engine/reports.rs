@@ -29,9 +29,12 @@ impl Ota {
         device_id: DeviceId,
         report: &DeviceReport,
     ) -> Result<ReportOutcome, OtaError> {
-        let device = self.store.get_device(tenant, device_id).await?;
+        // Two round trips for a report without a current version (most of them): the latest
+        // update and the transition. An unknown device fails in `set_current_version` or
+        // below, when it turns out to have no update.
         let current = report.current();
-        if current.is_some() && device.current.get(report.kind) != current.as_ref() {
+        let reports_current = current.is_some();
+        if reports_current {
             self.store
                 .set_current_version(tenant, device_id, report.kind, current.clone())
                 .await?;
@@ -49,6 +52,9 @@ impl Ota {
                 .latest_update(tenant, device_id, report.kind)
                 .await?
             else {
+                if !reports_current {
+                    self.store.get_device(tenant, device_id).await?;
+                }
                 return Ok(ReportOutcome::NoUpdate);
             };
             if let Some(outcome) = self.apply_once(&latest, &event).await? {

@@ -89,7 +89,9 @@ pub trait DeviceStore: Send + Sync {
         id: DeviceId,
         groups: &BTreeSet<GroupId>,
     ) -> Result<Device, StoreError>;
-    /// Records what a device reports as running for `kind`.
+    /// Records what a device reports as running for `kind`; [`StoreError::NotFound`] for an
+    /// unknown device. Devices repeat their running version in many reports: writing the
+    /// version a device already has should cost no more than reading it.
     async fn set_current_version(
         &self,
         tenant: TenantId,

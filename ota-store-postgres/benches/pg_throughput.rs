@@ -1,0 +1,364 @@
+//! Throughput of the PostgreSQL store, each figure beside a reference measured in the same run
+//! on the same database:
+//!
+//! - campaign materialization of 1,000,000 devices (devices/s), against a plain
+//!   `INSERT ... SELECT` of as many rows into a copy of the updates table (same indexes);
+//! - claims with two dispatchers (two engines, each with its own pool, releasing every QUEUED
+//!   update of a fleet), in claims/s;
+//! - device report ingestion with 64 concurrent reporters (transitions/s),
+//!
+//! both against `pgbench -N` (simple update, 64 clients) run in the same schema.
+//!
+//! `cargo bench -p ota-store-postgres --bench pg_throughput`. `OTA_BENCH_CAMPAIGN_DEVICES`
+//! (default 1,000,000) and `OTA_BENCH_FLEET` (default 20,000) change the sizes; `DATABASE_URL`
+//! the database; `PGBENCH` the pgbench binary (default: on the PATH or under
+//! `/usr/lib/postgresql/*/bin`).
+
+use futures::StreamExt;
+use ota_core::campaign::{Campaign, CampaignSpec, CampaignTarget, Wave, WaveAdvance, WaveSize};
+use ota_core::device::CurrentVersions;
+use ota_core::engine::{Ota, OtaConfig};
+use ota_core::notifier::RecordingNotifier;
+use ota_core::package::{Compatibility, PackageSource};
+use ota_core::store::{CampaignStore, DeviceStore, PackageStore, UpdateFilter, UpdateStore};
+use ota_core::update::Update;
+use ota_core::wire::DeviceReport;
+use ota_core::{
+    Clock, Device, DeviceId, DeviceProfile, Package, PackageId, PackageKind, ProfileId,
+    SystemClock, TenantId, UpdateState,
+};
+use ota_store_postgres::testing::{fresh_database, TestDatabase};
+use ota_store_postgres::PgStore;
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+const REPORTERS: usize = 64;
+
+fn size(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A profile, `n` devices on it and a firmware package, all in a new tenant.
+async fn fleet(store: &PgStore, n: usize) -> (TenantId, ProfileId, Vec<DeviceId>, Package) {
+    let now = SystemClock.now();
+    let tenant = TenantId::new();
+    let profile = DeviceProfile {
+        id: ProfileId::new(),
+        tenant_id: tenant,
+        name: "bench".into(),
+        created_at: now,
+    };
+    store.create_profile(&profile).await.unwrap();
+    let mut ids = Vec::with_capacity(n);
+    for start in (0..n).step_by(10_000) {
+        let batch: Vec<Device> = (start..(start + 10_000).min(n))
+            .map(|i| Device {
+                id: DeviceId::new(),
+                tenant_id: tenant,
+                name: format!("d{i}"),
+                profile_id: profile.id,
+                groups: BTreeSet::new(),
+                access_token: format!("{tenant}-{i}"),
+                current: CurrentVersions::default(),
+                created_at: now,
+            })
+            .collect();
+        ids.extend(batch.iter().map(|d| d.id));
+        store.create_devices(&batch).await.unwrap();
+    }
+    let package = Package {
+        id: PackageId::new(),
+        tenant_id: tenant,
+        kind: PackageKind::Firmware,
+        title: "fw".into(),
+        version: "2.0".into(),
+        compatibility: Compatibility::AnyProfile,
+        source: PackageSource::External {
+            url: "https://example.com/fw.bin".into(),
+        },
+        size: None,
+        checksum: None,
+        sha256: None,
+        content_type: None,
+        file_name: None,
+        description: None,
+        tag: None,
+        created_at: now,
+        created_by: "bench".into(),
+    };
+    store.create_package(&package).await.unwrap();
+    (tenant, profile.id, ids, package)
+}
+
+/// Materializes a three-wave campaign over `n` devices; returns (seconds, reference seconds).
+async fn materialization(db: &TestDatabase, n: usize) -> (f64, f64) {
+    let store = PgStore::connect(db.options()).await.unwrap();
+    let started = Instant::now();
+    let (tenant, profile, _, package) = fleet(&store, n).await;
+    println!(
+        "  ({n} devices created in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    let mut spec = CampaignSpec::new(
+        "bench",
+        package.id,
+        CampaignTarget::Selection {
+            profile: Some(profile),
+            groups: BTreeSet::new(),
+            source_versions: BTreeSet::new(),
+        },
+    );
+    spec.waves = [
+        WaveSize::Percent(1.0),
+        WaveSize::Percent(10.0),
+        WaveSize::Rest,
+    ]
+    .into_iter()
+    .map(|size| Wave {
+        size,
+        advance: WaveAdvance::default(),
+    })
+    .collect();
+    let now = SystemClock.now();
+    let campaign = Campaign::new(tenant, package.kind, spec, "bench", now);
+    store.create_campaign(&campaign).await.unwrap();
+    let started = Instant::now();
+    let done = store
+        .materialize_campaign(&campaign, &package, now)
+        .await
+        .unwrap();
+    let secs = started.elapsed().as_secs_f64();
+    assert_eq!(done.created, n as u64);
+
+    // Reference: the same number of rows written to a copy of the table, indexes included,
+    // with no classification, waves or counters.
+    sqlx::query("CREATE TABLE bench_reference_updates (LIKE ota_updates INCLUDING ALL)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    sqlx::query(
+        "INSERT INTO bench_reference_updates (id, tenant_id, device_id, kind, package_id,
+             target_title, target_version, campaign_id, wave, state, attempt,
+             created_at, state_changed_at, updated_at, revision)
+         SELECT ota_uuid_v7(), tenant_id, id, 'fw', $1, 'fw', '2.0', $2, 0, 'QUEUED', 1,
+             0, 0, 0, 0
+         FROM ota_devices WHERE tenant_id = $3",
+    )
+    .bind(package.id.0)
+    .bind(campaign.id.0)
+    .bind(tenant.0)
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let reference = started.elapsed().as_secs_f64();
+    store.pool().close().await;
+    (secs, reference)
+}
+
+fn engine(store: PgStore, name: &str) -> Ota {
+    Ota::new(
+        Arc::new(store),
+        Arc::new(RecordingNotifier::default()),
+        Arc::new(SystemClock),
+        OtaConfig {
+            instance_id: name.to_string(),
+            ..OtaConfig::default()
+        },
+    )
+}
+
+fn report(state: UpdateState) -> DeviceReport {
+    let done = state == UpdateState::Updated;
+    DeviceReport {
+        kind: PackageKind::Firmware,
+        ts: None,
+        state: Some(state),
+        current_title: done.then(|| "fw".into()),
+        current_version: done.then(|| "2.0".into()),
+        error: None,
+        progress: None,
+    }
+}
+
+/// Claims/s with two dispatchers, then transitions/s with 64 reporters, over `n` devices.
+async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, f64) {
+    let store = PgStore::connect(db.options().max_connections(REPORTERS as u32))
+        .await
+        .unwrap();
+    let (tenant, _, devices, package) = fleet(&store, n).await;
+    let now = SystemClock.now();
+    let updates: Vec<Update> = devices
+        .iter()
+        .map(|d| {
+            Update::new(
+                tenant,
+                *d,
+                package.kind,
+                package.id,
+                package.title_version(),
+                None,
+                now,
+            )
+        })
+        .collect();
+    for chunk in updates.chunks(10_000) {
+        store.create_updates(chunk).await.unwrap();
+    }
+
+    let a = engine(
+        PgStore::connect(db.options().max_connections(8))
+            .await
+            .unwrap(),
+        "dispatcher-a",
+    );
+    let b = engine(
+        PgStore::connect(db.options().max_connections(8))
+            .await
+            .unwrap(),
+        "dispatcher-b",
+    );
+    let started = Instant::now();
+    let dispatch = |ota: Ota| async move {
+        let mut released = 0u64;
+        loop {
+            let report = ota.tick().await.unwrap();
+            if report.released == 0 {
+                return released;
+            }
+            released += report.released as u64;
+        }
+    };
+    let (ra, rb) = tokio::join!(dispatch(a), dispatch(b));
+    let claims_per_sec = n as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(ra + rb, n as u64, "every update released once");
+    println!("  (dispatcher a released {ra}, b {rb})");
+
+    let ota = engine(store.clone(), "reporters");
+    let sequence = [
+        UpdateState::Downloading,
+        UpdateState::Downloaded,
+        UpdateState::Verified,
+        UpdateState::Updating,
+        UpdateState::Updated,
+    ];
+    let started = Instant::now();
+    futures::stream::iter(devices.iter().copied())
+        .map(|d| {
+            let ota = &ota;
+            async move {
+                for state in sequence {
+                    ota.handle_report(tenant, d, &report(state)).await.unwrap();
+                }
+            }
+        })
+        .buffer_unordered(REPORTERS)
+        .for_each(|()| async {})
+        .await;
+    let transitions_per_sec = (n * sequence.len()) as f64 / started.elapsed().as_secs_f64();
+    let updated = store
+        .count_updates(Some(tenant), &UpdateFilter::in_state(UpdateState::Updated))
+        .await
+        .unwrap();
+    assert_eq!(updated, n as u64, "every device reached UPDATED");
+    store.pool().close().await;
+    (claims_per_sec, transitions_per_sec)
+}
+
+fn pgbench_binary() -> Option<String> {
+    if let Ok(p) = std::env::var("PGBENCH") {
+        return Some(p);
+    }
+    if Command::new("pgbench").arg("--version").output().is_ok() {
+        return Some("pgbench".into());
+    }
+    let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin/pgbench"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found.pop().map(|p| p.display().to_string())
+}
+
+/// `pgbench -N` with 64 clients for 20 s in the bench's schema: transactions per second.
+fn pgbench(db: &TestDatabase) -> Option<f64> {
+    let bin = pgbench_binary()?;
+    let options = format!("-c search_path={}", db.schema);
+    let run = |args: &[&str]| {
+        Command::new(&bin)
+            .args(args)
+            .arg(&db.url)
+            .env("PGOPTIONS", &options)
+            .output()
+            .expect("run pgbench")
+    };
+    let init = run(&["-i", "-s", "10", "-q"]);
+    assert!(
+        init.status.success(),
+        "pgbench -i failed: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let clients = REPORTERS.to_string();
+    let out = run(&["-N", "-n", "-c", &clients, "-j", "2", "-T", "20"]);
+    assert!(
+        out.status.success(),
+        "pgbench -N failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l["tps = ".len()..].split_whitespace().next()?.parse().ok())
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        // `cargo test --benches` and test listers: nothing to do here.
+        return;
+    }
+    let campaign_devices = size("OTA_BENCH_CAMPAIGN_DEVICES", 1_000_000);
+    let fleet_size = size("OTA_BENCH_FLEET", 20_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let db = fresh_database().await;
+        println!("PostgreSQL store throughput (schema {})", db.schema);
+        let (secs, reference) = materialization(&db, campaign_devices).await;
+        println!(
+            "campaign materialization of {campaign_devices} devices: {secs:.2} s, {:.0} devices/s; \
+             reference INSERT ... SELECT of as many rows: {reference:.2} s, {:.0} rows/s ({:.2}x)",
+            campaign_devices as f64 / secs,
+            campaign_devices as f64 / reference,
+            reference / secs
+        );
+        let (claims, transitions) = dispatch_and_reports(&db, fleet_size).await;
+        let tps = pgbench(&db);
+        let vs = |x: f64| tps.map_or(String::new(), |t| format!(" ({:.2}x pgbench -N)", x / t));
+        println!(
+            "claims with two dispatchers over {fleet_size} devices: {claims:.0} claims/s{}",
+            vs(claims)
+        );
+        println!(
+            "report ingestion, {REPORTERS} concurrent reporters, {fleet_size} devices x 5 \
+             reports: {transitions:.0} transitions/s{}",
+            vs(transitions)
+        );
+        match tps {
+            Some(t) => {
+                println!("reference pgbench -N, {REPORTERS} clients, same schema: {t:.0} tps")
+            }
+            None => println!("reference pgbench -N: pgbench not found (set PGBENCH)"),
+        }
+        db.drop_schema().await;
+    });
+}
