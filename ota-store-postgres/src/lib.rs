@@ -9,7 +9,9 @@
 //!   several engine instances over one database never notify the same attempt twice and
 //!   share one pace.
 //! - Campaign materialization is one `INSERT ... SELECT`; campaign counters change in the
-//!   same statement as the transitions that move them.
+//!   same statement as the transitions that move them. Transitions of concurrent callers are
+//!   written together, one statement and one commit per batch
+//!   ([`PgStoreOptions::write_batch`]).
 //! - Errors map into [`StoreError`](ota_core::store::StoreError): lost connections, restarts,
 //!   serialization failures and deadlocks are
 //!   [`Unavailable`](ota_core::store::StoreError::Unavailable) (transient); the pool reconnects
@@ -25,15 +27,18 @@
 
 mod assignments;
 mod audit;
+mod batcher;
 mod campaigns;
 mod codec;
 mod content;
 mod devices;
 mod error;
+mod latest_batch;
 mod migrate;
 mod pace;
 mod packages;
 mod schedules;
+mod transition_batch;
 mod updates;
 
 #[cfg(feature = "testing")]
@@ -44,6 +49,7 @@ pub use migrate::MIGRATIONS;
 use ota_core::store::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The size of the chunks package content is stored in.
@@ -61,6 +67,9 @@ pub struct PgStoreOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection or for the server (default 10 s).
     pub acquire_timeout: Duration,
+    /// Most update transitions (and latest-update reads) of concurrent callers put in one
+    /// statement (default 256; 1 turns batching off). See [`PgStoreOptions::write_batch`].
+    pub write_batch: usize,
 }
 
 impl PgStoreOptions {
@@ -71,6 +80,7 @@ impl PgStoreOptions {
             schema: None,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            write_batch: DEFAULT_WRITE_BATCH,
         }
     }
 
@@ -85,12 +95,25 @@ impl PgStoreOptions {
         self.max_connections = n.max(1);
         self
     }
+
+    /// Writes up to `n` update transitions of concurrent callers in one statement and one
+    /// commit (group commit), and reads up to `n` devices' latest updates in one query. Each
+    /// caller still gets its own answer; a lone caller is not delayed. 1 turns this off.
+    pub fn write_batch(mut self, n: usize) -> Self {
+        self.write_batch = n.max(1);
+        self
+    }
 }
+
+/// The default of [`PgStoreOptions::write_batch`].
+pub const DEFAULT_WRITE_BATCH: usize = 256;
 
 /// Every store trait on PostgreSQL. Cheap to clone: clones share the pool.
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    transitions: Arc<batcher::Batcher<transition_batch::TransitionJob>>,
+    latest: Arc<batcher::Batcher<latest_batch::LatestJob>>,
 }
 
 /// Whether `name` is a plain SQL identifier (letters, digits, `_`, not starting with a digit).
@@ -138,13 +161,22 @@ impl PgStore {
             .await
             .map_err(error::map)?;
         migrate::run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self::with_batch(pool, options.write_batch))
     }
 
     /// A store over an existing pool. The pool's connections must see the store's tables
-    /// (run [`PgStore::migrate`] once).
+    /// (run [`PgStore::migrate`] once). Transitions are batched as by default
+    /// ([`DEFAULT_WRITE_BATCH`]).
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        Self::with_batch(pool, DEFAULT_WRITE_BATCH)
+    }
+
+    fn with_batch(pool: PgPool, write_batch: usize) -> Self {
+        Self {
+            pool,
+            transitions: Arc::new(batcher::Batcher::new(write_batch)),
+            latest: Arc::new(batcher::Batcher::new(write_batch)),
+        }
     }
 
     /// Applies the migrations that have not run yet.

@@ -63,29 +63,29 @@ fn i32_of(n: u32) -> i32 {
 /// Updates as column arrays for `UNNEST`.
 #[derive(Default)]
 pub(crate) struct UpdateColumns {
-    id: Vec<Uuid>,
-    tenant: Vec<Uuid>,
-    device: Vec<Uuid>,
-    kind: Vec<String>,
-    package: Vec<Uuid>,
-    title: Vec<String>,
-    version: Vec<String>,
-    campaign: Vec<Option<Uuid>>,
-    wave: Vec<i32>,
-    state: Vec<String>,
-    attempt: Vec<i32>,
-    progress: Vec<Option<i16>>,
-    error: Vec<Option<String>>,
-    created_at: Vec<i64>,
-    state_changed_at: Vec<i64>,
-    updated_at: Vec<i64>,
-    retry_at: Vec<Option<i64>>,
-    wake_at: Vec<Option<i64>>,
-    revision: Vec<i64>,
+    pub id: Vec<Uuid>,
+    pub tenant: Vec<Uuid>,
+    pub device: Vec<Uuid>,
+    pub kind: Vec<String>,
+    pub package: Vec<Uuid>,
+    pub title: Vec<String>,
+    pub version: Vec<String>,
+    pub campaign: Vec<Option<Uuid>>,
+    pub wave: Vec<i32>,
+    pub state: Vec<String>,
+    pub attempt: Vec<i32>,
+    pub progress: Vec<Option<i16>>,
+    pub error: Vec<Option<String>>,
+    pub created_at: Vec<i64>,
+    pub state_changed_at: Vec<i64>,
+    pub updated_at: Vec<i64>,
+    pub retry_at: Vec<Option<i64>>,
+    pub wake_at: Vec<Option<i64>>,
+    pub revision: Vec<i64>,
 }
 
 impl UpdateColumns {
-    fn push(&mut self, u: &Update) {
+    pub(crate) fn push(&mut self, u: &Update) {
         self.id.push(u.id.0);
         self.tenant.push(u.tenant_id.0);
         self.device.push(u.device_id.0);
@@ -117,7 +117,7 @@ pub(crate) const COUNT_INSERTED: &str =
     GROUP BY campaign_id, wave, state ORDER BY campaign_id, wave, state
     ON CONFLICT (campaign_id, wave, state) DO UPDATE SET n = ota_campaign_counts.n + excluded.n";
 
-fn conflict_message(e: sqlx::Error) -> StoreError {
+pub(crate) fn conflict_message(e: sqlx::Error) -> StoreError {
     match map(e) {
         StoreError::Conflict { message, .. } => StoreError::conflict(
             "update",
@@ -176,6 +176,92 @@ async fn lease(
     );
     let rows = q.build().fetch_all(&store.pool).await.map_err(map)?;
     rows.iter().map(decode_update).collect()
+}
+
+/// Applies one transition: the update row (if still at `expected_revision`), its history
+/// entry and the campaign counters, in one statement.
+pub(crate) async fn transition_one(
+    pool: &sqlx::PgPool,
+    update: &Update,
+    expected_revision: u64,
+    history: &HistoryEntry,
+) -> Result<(), StoreError> {
+    let changed: i64 = sqlx::query_scalar(
+        "WITH old AS (
+            SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
+         ),
+         upd AS (
+            UPDATE ota_updates u SET
+                device_id = $4, kind = $5, package_id = $6, target_title = $7,
+                target_version = $8, campaign_id = $9, wave = $10, state = $11, attempt = $12,
+                progress = $13, error = $14, created_at = $15, state_changed_at = $16,
+                updated_at = $17, retry_at = $18, wake_at = $19, revision = $20,
+                lease_owner = NULL, lease_until = NULL
+            FROM old WHERE u.id = old.id AND u.revision = $3
+            RETURNING u.campaign_id, old.wave AS old_wave, old.state AS old_state,
+                u.wave AS new_wave, u.state AS new_state
+         ),
+         hist AS (
+            INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
+            SELECT $1, $2, $21, $22 FROM upd
+         ),
+         counted AS (
+            INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
+            SELECT campaign_id, wave, state, sum(d) FROM (
+                SELECT campaign_id, old_wave AS wave, old_state AS state, -1 AS d
+                FROM upd WHERE campaign_id IS NOT NULL
+                UNION ALL
+                SELECT campaign_id, new_wave, new_state, 1 FROM upd WHERE campaign_id IS NOT NULL
+            ) deltas
+            GROUP BY campaign_id, wave, state HAVING sum(d) <> 0
+            ORDER BY campaign_id, wave, state
+            ON CONFLICT (campaign_id, wave, state)
+            DO UPDATE SET n = ota_campaign_counts.n + excluded.n
+         )
+         SELECT count(*) FROM upd",
+    )
+    .bind(update.id.0)
+    .bind(update.tenant_id.0)
+    .bind(to_i64(expected_revision))
+    .bind(update.device_id.0)
+    .bind(name_of(&update.kind))
+    .bind(update.package_id.0)
+    .bind(&update.target.title)
+    .bind(&update.target.version)
+    .bind(update.campaign_id.map(|c| c.0))
+    .bind(i32_of(update.wave))
+    .bind(update.state.name())
+    .bind(i32_of(update.attempt))
+    .bind(update.progress.map(i16::from))
+    .bind(&update.error)
+    .bind(ns(update.created_at))
+    .bind(ns(update.state_changed_at))
+    .bind(ns(update.updated_at))
+    .bind(ns_opt(update.retry_at))
+    .bind(ns_opt(update.wake_at))
+    .bind(to_i64(update.revision))
+    .bind(history.device_id.0)
+    .bind(to_json(history)?)
+    .fetch_one(pool)
+    .await
+    .map_err(conflict_message)?;
+    if changed == 1 {
+        return Ok(());
+    }
+    let stored: Option<i64> =
+        sqlx::query_scalar("SELECT revision FROM ota_updates WHERE id = $1 AND tenant_id = $2")
+            .bind(update.id.0)
+            .bind(update.tenant_id.0)
+            .fetch_optional(pool)
+            .await
+            .map_err(map)?;
+    match stored {
+        None => Err(StoreError::not_found("update", update.id)),
+        Some(r) => Err(StoreError::precondition(format!(
+            "update {} is at revision {r}, not {expected_revision}",
+            update.id
+        ))),
+    }
 }
 
 /// Inserts `batch` (at most a few thousand) and counts the campaign updates among them.
@@ -244,82 +330,14 @@ impl UpdateStore for PgStore {
         expected_revision: u64,
         history: &HistoryEntry,
     ) -> Result<(), StoreError> {
-        let changed: i64 = sqlx::query_scalar(
-            "WITH old AS (
-                SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
-             ),
-             upd AS (
-                UPDATE ota_updates u SET
-                    device_id = $4, kind = $5, package_id = $6, target_title = $7,
-                    target_version = $8, campaign_id = $9, wave = $10, state = $11, attempt = $12,
-                    progress = $13, error = $14, created_at = $15, state_changed_at = $16,
-                    updated_at = $17, retry_at = $18, wake_at = $19, revision = $20,
-                    lease_owner = NULL, lease_until = NULL
-                FROM old WHERE u.id = old.id AND u.revision = $3
-                RETURNING u.campaign_id, old.wave AS old_wave, old.state AS old_state,
-                    u.wave AS new_wave, u.state AS new_state
-             ),
-             hist AS (
-                INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
-                SELECT $1, $2, $21, $22 FROM upd
-             ),
-             counted AS (
-                INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
-                SELECT campaign_id, wave, state, sum(d) FROM (
-                    SELECT campaign_id, old_wave AS wave, old_state AS state, -1 AS d
-                    FROM upd WHERE campaign_id IS NOT NULL
-                    UNION ALL
-                    SELECT campaign_id, new_wave, new_state, 1 FROM upd WHERE campaign_id IS NOT NULL
-                ) deltas
-                GROUP BY campaign_id, wave, state HAVING sum(d) <> 0
-                ORDER BY campaign_id, wave, state
-                ON CONFLICT (campaign_id, wave, state)
-                DO UPDATE SET n = ota_campaign_counts.n + excluded.n
-             )
-             SELECT count(*) FROM upd",
+        crate::transition_batch::transition(
+            &self.transitions,
+            &self.pool,
+            update,
+            expected_revision,
+            history,
         )
-        .bind(update.id.0)
-        .bind(update.tenant_id.0)
-        .bind(to_i64(expected_revision))
-        .bind(update.device_id.0)
-        .bind(name_of(&update.kind))
-        .bind(update.package_id.0)
-        .bind(&update.target.title)
-        .bind(&update.target.version)
-        .bind(update.campaign_id.map(|c| c.0))
-        .bind(i32_of(update.wave))
-        .bind(update.state.name())
-        .bind(i32_of(update.attempt))
-        .bind(update.progress.map(i16::from))
-        .bind(&update.error)
-        .bind(ns(update.created_at))
-        .bind(ns(update.state_changed_at))
-        .bind(ns(update.updated_at))
-        .bind(ns_opt(update.retry_at))
-        .bind(ns_opt(update.wake_at))
-        .bind(to_i64(update.revision))
-        .bind(history.device_id.0)
-        .bind(to_json(history)?)
-        .fetch_one(&self.pool)
         .await
-        .map_err(conflict_message)?;
-        if changed == 1 {
-            return Ok(());
-        }
-        let stored: Option<i64> =
-            sqlx::query_scalar("SELECT revision FROM ota_updates WHERE id = $1 AND tenant_id = $2")
-                .bind(update.id.0)
-                .bind(update.tenant_id.0)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(map)?;
-        match stored {
-            None => Err(StoreError::not_found("update", update.id)),
-            Some(r) => Err(StoreError::precondition(format!(
-                "update {} is at revision {r}, not {expected_revision}",
-                update.id
-            ))),
-        }
     }
 
     async fn append_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {
@@ -360,18 +378,7 @@ impl UpdateStore for PgStore {
         device: DeviceId,
         kind: PackageKind,
     ) -> Result<Option<Update>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {UPDATE_COLUMNS} FROM ota_updates
-             WHERE device_id = $1 AND kind = $2 AND tenant_id = $3
-             ORDER BY seq DESC LIMIT 1"
-        ))
-        .bind(device.0)
-        .bind(name_of(&kind))
-        .bind(tenant.0)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map)?;
-        row.as_ref().map(decode_update).transpose()
+        crate::latest_batch::latest(&self.latest, &self.pool, tenant, device, kind).await
     }
 
     async fn list_updates(

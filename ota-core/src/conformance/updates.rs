@@ -44,6 +44,127 @@ fn claim(owner: &str, now: Timestamp, limit: u32) -> ClaimRequest {
     }
 }
 
+/// Many transitions at once (as when a fleet reports together; a store may write them
+/// together): each caller gets the answer it would get alone. Fresh ones apply, stale ones
+/// fail their revision check, unknown updates and updates of another tenant are not found;
+/// nothing else changes. Concurrent reads of latest updates agree with the writes.
+pub async fn concurrent_transitions_each_get_their_own_answer(store: Arc<dyn Store>) {
+    let f = Fixture::new(store.clone());
+    let other = Fixture::new(store.clone());
+    let (devices, pkg) = fleet(&f, 60).await;
+    let stored: Vec<Update> = devices[..50]
+        .iter()
+        .map(|d| f.update(d, &pkg, at(0)))
+        .collect();
+    store.create_updates(&stored).await.expect("create");
+    let (other_devices, other_pkg) = fleet(&other, 1).await;
+    let foreign = other.update(&other_devices[0], &other_pkg, at(0));
+    store
+        .create_updates(std::slice::from_ref(&foreign))
+        .await
+        .expect("create");
+    // Updates 40..50 move on first: writers still holding revision 0 are stale.
+    let mut moved = Vec::new();
+    for u in &stored[40..] {
+        moved.push(step(&store, u, UpdateEvent::Dispatched, at(1)).await);
+    }
+    let dispatched =
+        |u: &Update| match apply(u, &UpdateEvent::Dispatched, at(2), &UpdatePolicy::default()) {
+            Outcome::Applied { update, history } => (update, history),
+            other => panic!("dispatch applies to a queued update: {other:?}"),
+        };
+    let cancel = UpdateEvent::Cancel {
+        source: crate::update::EventSource::Operator,
+        reason: "late".into(),
+    };
+    let canceled = |u: &Update| match apply(u, &cancel, at(2), &UpdatePolicy::default()) {
+        Outcome::Applied { update, history } => (update, history),
+        other => panic!("cancel applies to a queued update: {other:?}"),
+    };
+    // (what to write, its expected revision, the answer expected)
+    #[derive(Debug, PartialEq)]
+    enum Expect {
+        Applied,
+        Stale,
+        NotFound,
+    }
+    let mut calls = Vec::new();
+    for u in &stored[..40] {
+        calls.push((dispatched(u), u.revision, Expect::Applied));
+    }
+    for u in &stored[40..] {
+        calls.push((canceled(u), u.revision, Expect::Stale));
+    }
+    for d in &devices[50..] {
+        calls.push((dispatched(&f.update(d, &pkg, at(0))), 0, Expect::NotFound));
+    }
+    let mut misplaced = foreign.clone();
+    misplaced.tenant_id = f.tenant;
+    let (mut wrong_tenant, mut wrong_history) = dispatched(&misplaced);
+    wrong_tenant.tenant_id = f.tenant;
+    wrong_history.tenant_id = f.tenant;
+    calls.push(((wrong_tenant, wrong_history), 0, Expect::NotFound));
+
+    let answers = futures_util::future::join_all(calls.iter().map(|((u, h), rev, _)| {
+        let store = store.clone();
+        async move { store.transition(u, *rev, h).await }
+    }))
+    .await;
+    for (((u, _), _, expect), answer) in calls.iter().zip(&answers) {
+        let got = match answer {
+            Ok(()) => Expect::Applied,
+            Err(StoreError::PreconditionFailed { .. }) => Expect::Stale,
+            Err(StoreError::NotFound { .. }) => Expect::NotFound,
+            Err(e) => panic!("transition of {}: unexpected {e:?}", u.id),
+        };
+        assert_eq!(&got, expect, "transition of update {}", u.id);
+    }
+
+    // What is stored is what was applied, with one history entry per applied transition.
+    let reads = futures_util::future::join_all(devices.iter().map(|d| {
+        let store = store.clone();
+        async move {
+            store
+                .latest_update(f.tenant, d.id, PackageKind::Firmware)
+                .await
+        }
+    }))
+    .await;
+    for (i, read) in reads.into_iter().enumerate() {
+        let read = read.expect("latest update");
+        match i {
+            0..40 => assert_eq!(read, Some(calls[i].0 .0.clone())),
+            40..50 => assert_eq!(read, Some(moved[i - 40].clone())),
+            _ => assert_eq!(read, None),
+        }
+        if i < 50 {
+            let history = store
+                .update_history(f.tenant, stored[i].id)
+                .await
+                .expect("history");
+            assert_eq!(history.len(), 1, "one entry for update {}", stored[i].id);
+        }
+    }
+    assert_eq!(
+        store
+            .get_update(other.tenant, foreign.id)
+            .await
+            .expect("foreign update"),
+        foreign,
+        "another tenant's update is untouched"
+    );
+    assert_eq!(
+        store
+            .count_updates(
+                Some(f.tenant),
+                &UpdateFilter::in_state(UpdateState::Initiated)
+            )
+            .await
+            .expect("count"),
+        50
+    );
+}
+
 /// Updates are created in bulk, all or none; a device never has two unfinished updates of
 /// one kind, but may have one per kind, and a new one once the previous is finished.
 pub async fn updates_create_and_refuse_second_unfinished(store: Arc<dyn Store>) {

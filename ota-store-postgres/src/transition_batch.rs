@@ -1,0 +1,232 @@
+//! Transitions from concurrent callers written together (see [`crate::batcher`]): the rows
+//! of up to [`PgStoreOptions::write_batch`] callers go to the database in one statement and
+//! one commit. Each caller gets exactly the answer it would get alone: applied, stale
+//! revision ([`StoreError::PreconditionFailed`]) or unknown update ([`StoreError::NotFound`]).
+//! When the batched statement fails as a whole (a unique index, a deadlock, a lost
+//! connection), its transitions are written one by one, so that each gets its own error.
+//!
+//! [`PgStoreOptions::write_batch`]: crate::PgStoreOptions::write_batch
+
+use crate::batcher::{lost_answer, BatchJob, Batcher};
+use crate::codec::{to_i64, to_json};
+use crate::error::map;
+use crate::updates::{transition_one, UpdateColumns};
+use ota_core::store::StoreError;
+use ota_core::update::{HistoryEntry, Update};
+use sqlx::PgPool;
+use std::collections::{HashMap, HashSet};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// One caller's transition.
+pub(crate) struct TransitionJob {
+    update: Update,
+    expected: u64,
+    history: HistoryEntry,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+impl BatchJob for TransitionJob {
+    async fn run(pool: PgPool, jobs: Vec<Self>) {
+        write(&pool, jobs).await
+    }
+}
+
+/// Applies one transition, batched with whatever other callers are writing.
+pub(crate) async fn transition(
+    batcher: &Batcher<TransitionJob>,
+    pool: &PgPool,
+    update: &Update,
+    expected: u64,
+    history: &HistoryEntry,
+) -> Result<(), StoreError> {
+    let (reply, answer) = oneshot::channel();
+    let job = TransitionJob {
+        update: update.clone(),
+        expected,
+        history: history.clone(),
+        reply,
+    };
+    if let Err(job) = batcher.submit(pool, job).await {
+        return transition_one(pool, &job.update, job.expected, &job.history).await;
+    }
+    answer.await.unwrap_or_else(|_| {
+        Err(lost_answer(
+            "the transition may or may not have been written",
+        ))
+    })
+}
+
+async fn write_one(pool: &PgPool, job: TransitionJob) {
+    let result = transition_one(pool, &job.update, job.expected, &job.history).await;
+    let _ = job.reply.send(result);
+}
+
+/// Writes `jobs` and answers each.
+async fn write(pool: &PgPool, jobs: Vec<TransitionJob>) {
+    // One transition per update in a statement; another one for the same update goes after.
+    let mut seen = HashSet::new();
+    let (mut batch, mut after) = (Vec::new(), Vec::new());
+    for job in jobs {
+        if seen.insert(job.update.id) {
+            batch.push(job);
+        } else {
+            after.push(job);
+        }
+    }
+    if batch.len() == 1 {
+        write_one(pool, batch.remove(0)).await;
+    } else {
+        match write_batch(pool, &batch).await {
+            Ok(applied) => answer(pool, batch, &applied).await,
+            Err(_) => {
+                for job in batch {
+                    write_one(pool, job).await;
+                }
+            }
+        }
+    }
+    for job in after {
+        write_one(pool, job).await;
+    }
+}
+
+/// Answers the jobs of a written batch: applied, or why not.
+async fn answer(pool: &PgPool, batch: Vec<TransitionJob>, applied: &HashSet<Uuid>) {
+    let missed: Vec<Uuid> = batch
+        .iter()
+        .map(|j| j.update.id.0)
+        .filter(|id| !applied.contains(id))
+        .collect();
+    let mut stored: HashMap<Uuid, (Uuid, i64)> = HashMap::new();
+    let mut lookup_error = None;
+    if !missed.is_empty() {
+        match sqlx::query_as::<_, (Uuid, Uuid, i64)>(
+            "SELECT id, tenant_id, revision FROM ota_updates WHERE id = ANY($1)",
+        )
+        .bind(&missed)
+        .fetch_all(pool)
+        .await
+        {
+            Ok(rows) => stored.extend(rows.into_iter().map(|(id, t, r)| (id, (t, r)))),
+            Err(e) => lookup_error = Some(map(e).to_string()),
+        }
+    }
+    for job in batch {
+        let id = job.update.id;
+        let result = if applied.contains(&id.0) {
+            Ok(())
+        } else if let Some(e) = &lookup_error {
+            // Not applied (stale or unknown), but which of the two could not be read.
+            Err(StoreError::Unavailable {
+                message: format!("update {id} was not changed; reading why failed: {e}"),
+            })
+        } else {
+            match stored.get(&id.0) {
+                Some((tenant, revision)) if *tenant == job.update.tenant_id.0 => {
+                    Err(StoreError::precondition(format!(
+                        "update {id} is at revision {revision}, not {}",
+                        job.expected
+                    )))
+                }
+                _ => Err(StoreError::not_found("update", id)),
+            }
+        };
+        let _ = job.reply.send(result);
+    }
+}
+
+/// One statement for the whole batch: rows locked in id order (so concurrent batches cannot
+/// deadlock on them), updated where the revision is still the expected one, history and
+/// campaign counters written for those. Returns the ids applied.
+async fn write_batch(pool: &PgPool, batch: &[TransitionJob]) -> Result<HashSet<Uuid>, StoreError> {
+    let mut c = UpdateColumns::default();
+    let mut expected = Vec::with_capacity(batch.len());
+    let mut history_device = Vec::with_capacity(batch.len());
+    let mut docs = Vec::with_capacity(batch.len());
+    for job in batch {
+        c.push(&job.update);
+        expected.push(to_i64(job.expected));
+        history_device.push(job.history.device_id.0);
+        docs.push(to_json(&job.history)?.to_string());
+    }
+    let applied: Vec<Uuid> = sqlx::query_scalar(
+        "WITH i AS (
+            SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[],
+                $6::text[], $7::text[], $8::uuid[], $9::int[], $10::text[], $11::int[],
+                $12::smallint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
+                $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::uuid[],
+                $22::text[])
+            AS t(id, tenant_id, device_id, kind, package_id, target_title, target_version,
+                campaign_id, wave, state, attempt, progress, error, created_at,
+                state_changed_at, updated_at, retry_at, wake_at, revision, expected,
+                history_device, doc)
+         ),
+         old AS (
+            SELECT u.id, u.state, u.wave FROM ota_updates u
+            JOIN i ON u.id = i.id AND u.tenant_id = i.tenant_id
+            ORDER BY u.id
+            FOR UPDATE OF u
+         ),
+         upd AS (
+            UPDATE ota_updates u SET
+                device_id = i.device_id, kind = i.kind, package_id = i.package_id,
+                target_title = i.target_title, target_version = i.target_version,
+                campaign_id = i.campaign_id, wave = i.wave, state = i.state,
+                attempt = i.attempt, progress = i.progress, error = i.error,
+                created_at = i.created_at, state_changed_at = i.state_changed_at,
+                updated_at = i.updated_at, retry_at = i.retry_at, wake_at = i.wake_at,
+                revision = i.revision, lease_owner = NULL, lease_until = NULL
+            FROM i JOIN old ON old.id = i.id
+            WHERE u.id = i.id AND u.revision = i.expected
+            RETURNING u.id, u.campaign_id, old.wave AS old_wave, old.state AS old_state,
+                u.wave AS new_wave, u.state AS new_state
+         ),
+         hist AS (
+            INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
+            SELECT i.id, i.tenant_id, i.history_device, i.doc::jsonb
+            FROM i JOIN upd ON upd.id = i.id
+         ),
+         counted AS (
+            INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
+            SELECT campaign_id, wave, state, sum(d) FROM (
+                SELECT campaign_id, old_wave AS wave, old_state AS state, -1 AS d
+                FROM upd WHERE campaign_id IS NOT NULL
+                UNION ALL
+                SELECT campaign_id, new_wave, new_state, 1 FROM upd
+                WHERE campaign_id IS NOT NULL
+            ) deltas
+            GROUP BY campaign_id, wave, state HAVING sum(d) <> 0
+            ORDER BY campaign_id, wave, state
+            ON CONFLICT (campaign_id, wave, state)
+            DO UPDATE SET n = ota_campaign_counts.n + excluded.n
+         )
+         SELECT id FROM upd",
+    )
+    .bind(&c.id)
+    .bind(&c.tenant)
+    .bind(&c.device)
+    .bind(&c.kind)
+    .bind(&c.package)
+    .bind(&c.title)
+    .bind(&c.version)
+    .bind(&c.campaign)
+    .bind(&c.wave)
+    .bind(&c.state)
+    .bind(&c.attempt)
+    .bind(&c.progress)
+    .bind(&c.error)
+    .bind(&c.created_at)
+    .bind(&c.state_changed_at)
+    .bind(&c.updated_at)
+    .bind(&c.retry_at)
+    .bind(&c.wake_at)
+    .bind(&c.revision)
+    .bind(&expected)
+    .bind(&history_device)
+    .bind(&docs)
+    .fetch_all(pool)
+    .await
+    .map_err(map)?;
+    Ok(applied.into_iter().collect())
+}
