@@ -11,7 +11,7 @@ use crate::batcher::{lost_answer, BatchJob, Batcher};
 use crate::codec::{to_i64, to_json};
 use crate::error::map;
 use crate::updates::{transition_one, UpdateColumns};
-use ota_core::store::StoreError;
+use ota_core::store::{StoreError, Transition};
 use ota_core::update::{HistoryEntry, Update};
 use sqlx::PgPool;
 use std::collections::{HashMap, HashSet};
@@ -20,15 +20,18 @@ use uuid::Uuid;
 
 /// One caller's transition.
 pub(crate) struct TransitionJob {
-    update: Update,
-    expected: u64,
-    history: HistoryEntry,
+    transition: Transition,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl BatchJob for TransitionJob {
     async fn run(pool: PgPool, jobs: Vec<Self>) {
-        write(&pool, jobs).await
+        let (transitions, replies): (Vec<_>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.transition, j.reply)).unzip();
+        let answers = write(&pool, &transitions).await;
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            let _ = reply.send(answer);
+        }
     }
 }
 
@@ -42,13 +45,16 @@ pub(crate) async fn transition(
 ) -> Result<(), StoreError> {
     let (reply, answer) = oneshot::channel();
     let job = TransitionJob {
-        update: update.clone(),
-        expected,
-        history: history.clone(),
+        transition: Transition {
+            update: update.clone(),
+            expected_revision: expected,
+            history: history.clone(),
+        },
         reply,
     };
     if let Err(job) = batcher.submit(pool, job).await {
-        return transition_one(pool, &job.update, job.expected, &job.history).await;
+        let t = &job.transition;
+        return transition_one(pool, &t.update, t.expected_revision, &t.history).await;
     }
     answer.await.unwrap_or_else(|_| {
         Err(lost_answer(
@@ -57,45 +63,65 @@ pub(crate) async fn transition(
     })
 }
 
-async fn write_one(pool: &PgPool, job: TransitionJob) {
-    let result = transition_one(pool, &job.update, job.expected, &job.history).await;
-    let _ = job.reply.send(result);
+async fn write_one(pool: &PgPool, t: &Transition) -> Result<(), StoreError> {
+    transition_one(pool, &t.update, t.expected_revision, &t.history).await
 }
 
-/// Writes `jobs` and answers each.
-async fn write(pool: &PgPool, jobs: Vec<TransitionJob>) {
+/// Writes `transitions` (one statement for as many as can go together) and answers each, in
+/// order.
+pub(crate) async fn write(
+    pool: &PgPool,
+    transitions: &[Transition],
+) -> Vec<Result<(), StoreError>> {
+    let mut answers: Vec<Option<Result<(), StoreError>>> =
+        (0..transitions.len()).map(|_| None).collect();
     // One transition per update in a statement; another one for the same update goes after.
     let mut seen = HashSet::new();
     let (mut batch, mut after) = (Vec::new(), Vec::new());
-    for job in jobs {
-        if seen.insert(job.update.id) {
-            batch.push(job);
+    for (i, t) in transitions.iter().enumerate() {
+        if seen.insert(t.update.id) {
+            batch.push(i);
         } else {
-            after.push(job);
+            after.push(i);
         }
     }
-    if batch.len() == 1 {
-        write_one(pool, batch.remove(0)).await;
+    let together: Vec<&Transition> = batch.iter().map(|i| &transitions[*i]).collect();
+    let written = if together.len() > 1 {
+        write_batch(pool, &together).await.ok()
     } else {
-        match write_batch(pool, &batch).await {
-            Ok(applied) => answer(pool, batch, &applied).await,
-            Err(_) => {
-                for job in batch {
-                    write_one(pool, job).await;
-                }
+        None
+    };
+    match written {
+        Some(applied) => {
+            for (i, answer) in batch.iter().zip(explain(pool, &together, &applied).await) {
+                answers[*i] = Some(answer);
+            }
+        }
+        // Alone, or the batch failed as a whole: each on its own, with its own answer.
+        None => {
+            for i in &batch {
+                answers[*i] = Some(write_one(pool, &transitions[*i]).await);
             }
         }
     }
-    for job in after {
-        write_one(pool, job).await;
+    for i in after {
+        answers[i] = Some(write_one(pool, &transitions[i]).await);
     }
+    answers
+        .into_iter()
+        .map(|a| a.unwrap_or_else(|| Err(lost_answer("a transition was left out"))))
+        .collect()
 }
 
-/// Answers the jobs of a written batch: applied, or why not.
-async fn answer(pool: &PgPool, batch: Vec<TransitionJob>, applied: &HashSet<Uuid>) {
+/// The answers for a written batch: applied, or why not.
+async fn explain(
+    pool: &PgPool,
+    batch: &[&Transition],
+    applied: &HashSet<Uuid>,
+) -> Vec<Result<(), StoreError>> {
     let missed: Vec<Uuid> = batch
         .iter()
-        .map(|j| j.update.id.0)
+        .map(|t| t.update.id.0)
         .filter(|id| !applied.contains(id))
         .collect();
     let mut stored: HashMap<Uuid, (Uuid, i64)> = HashMap::new();
@@ -112,43 +138,45 @@ async fn answer(pool: &PgPool, batch: Vec<TransitionJob>, applied: &HashSet<Uuid
             Err(e) => lookup_error = Some(map(e).to_string()),
         }
     }
-    for job in batch {
-        let id = job.update.id;
-        let result = if applied.contains(&id.0) {
-            Ok(())
-        } else if let Some(e) = &lookup_error {
-            // Not applied (stale or unknown), but which of the two could not be read.
-            Err(StoreError::Unavailable {
-                message: format!("update {id} was not changed; reading why failed: {e}"),
-            })
-        } else {
-            match stored.get(&id.0) {
-                Some((tenant, revision)) if *tenant == job.update.tenant_id.0 => {
-                    Err(StoreError::precondition(format!(
-                        "update {id} is at revision {revision}, not {}",
-                        job.expected
-                    )))
+    batch
+        .iter()
+        .map(|t| {
+            let id = t.update.id;
+            if applied.contains(&id.0) {
+                Ok(())
+            } else if let Some(e) = &lookup_error {
+                // Not applied (stale or unknown), but which of the two could not be read.
+                Err(StoreError::Unavailable {
+                    message: format!("update {id} was not changed; reading why failed: {e}"),
+                })
+            } else {
+                match stored.get(&id.0) {
+                    Some((tenant, revision)) if *tenant == t.update.tenant_id.0 => {
+                        Err(StoreError::precondition(format!(
+                            "update {id} is at revision {revision}, not {}",
+                            t.expected_revision
+                        )))
+                    }
+                    _ => Err(StoreError::not_found("update", id)),
                 }
-                _ => Err(StoreError::not_found("update", id)),
             }
-        };
-        let _ = job.reply.send(result);
-    }
+        })
+        .collect()
 }
 
 /// One statement for the whole batch: rows locked in id order (so concurrent batches cannot
 /// deadlock on them), updated where the revision is still the expected one, history and
 /// campaign counters written for those. Returns the ids applied.
-async fn write_batch(pool: &PgPool, batch: &[TransitionJob]) -> Result<HashSet<Uuid>, StoreError> {
+async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uuid>, StoreError> {
     let mut c = UpdateColumns::default();
     let mut expected = Vec::with_capacity(batch.len());
     let mut history_device = Vec::with_capacity(batch.len());
     let mut docs = Vec::with_capacity(batch.len());
-    for job in batch {
-        c.push(&job.update);
-        expected.push(to_i64(job.expected));
-        history_device.push(job.history.device_id.0);
-        docs.push(to_json(&job.history)?.to_string());
+    for t in batch {
+        c.push(&t.update);
+        expected.push(to_i64(t.expected_revision));
+        history_device.push(t.history.device_id.0);
+        docs.push(to_json(&t.history)?.to_string());
     }
     let applied: Vec<Uuid> = sqlx::query_scalar(
         "WITH i AS (

@@ -8,7 +8,7 @@ use crate::error::map;
 use crate::PgStore;
 use async_trait::async_trait;
 use ota_core::store::{
-    ClaimRequest, Page, PageRequest, QueueScope, StoreError, UpdateFilter, UpdateStore,
+    ClaimRequest, Page, PageRequest, QueueScope, StoreError, Transition, UpdateFilter, UpdateStore,
 };
 use ota_core::update::{HistoryEntry, Update, UpdateState};
 use ota_core::{CampaignId, DeviceId, PackageId, PackageKind, TenantId, TitleVersion, UpdateId};
@@ -55,6 +55,9 @@ pub(crate) fn decode_update(row: &PgRow) -> Result<Update, StoreError> {
         revision: to_u64(row.try_get("revision").map_err(map)?),
     })
 }
+
+/// Transitions per statement in [`UpdateStore::transition_many`].
+const BULK_TRANSITIONS: usize = 1_000;
 
 fn i32_of(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
@@ -338,6 +341,14 @@ impl UpdateStore for PgStore {
             history,
         )
         .await
+    }
+
+    async fn transition_many(&self, batch: &[Transition]) -> Vec<Result<(), StoreError>> {
+        let mut answers = Vec::with_capacity(batch.len());
+        for chunk in batch.chunks(BULK_TRANSITIONS) {
+            answers.extend(crate::transition_batch::write(&self.pool, chunk).await);
+        }
+        answers
     }
 
     async fn append_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {

@@ -75,6 +75,7 @@ macro_rules! store_conformance_tests {
             updates_create_and_refuse_second_unfinished,
             transition_refuses_stale_writers,
             concurrent_transitions_each_get_their_own_answer,
+            bulk_transitions_each_get_their_own_answer,
             concurrent_claimers_never_overlap,
             claims_lease_expire_and_release,
             due_claims_follow_wake_times,

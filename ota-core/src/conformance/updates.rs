@@ -4,7 +4,9 @@ use super::fixtures::{at, Fixture};
 use crate::clock::Timestamp;
 use crate::device::Device;
 use crate::package::{Package, PackageKind};
-use crate::store::{ClaimRequest, PageRequest, QueueScope, Store, StoreError, UpdateFilter};
+use crate::store::{
+    ClaimRequest, PageRequest, QueueScope, Store, StoreError, Transition, UpdateFilter,
+};
 use crate::update::{apply, HistoryEntry, Outcome, Update, UpdateEvent, UpdatePolicy, UpdateState};
 use chrono::Duration;
 use std::collections::HashSet;
@@ -49,6 +51,17 @@ fn claim(owner: &str, now: Timestamp, limit: u32) -> ClaimRequest {
 /// fail their revision check, unknown updates and updates of another tenant are not found;
 /// nothing else changes. Concurrent reads of latest updates agree with the writes.
 pub async fn concurrent_transitions_each_get_their_own_answer(store: Arc<dyn Store>) {
+    transitions_answered(store, false).await;
+}
+
+/// [`UpdateStore::transition_many`](crate::store::UpdateStore::transition_many) answers each
+/// transition as [`concurrent_transitions_each_get_their_own_answer`] expects, in order; a
+/// second transition of the same update in the batch is answered after the first.
+pub async fn bulk_transitions_each_get_their_own_answer(store: Arc<dyn Store>) {
+    transitions_answered(store, true).await;
+}
+
+async fn transitions_answered(store: Arc<dyn Store>, bulk: bool) {
     let f = Fixture::new(store.clone());
     let other = Fixture::new(store.clone());
     let (devices, pkg) = fleet(&f, 60).await;
@@ -105,11 +118,26 @@ pub async fn concurrent_transitions_each_get_their_own_answer(store: Arc<dyn Sto
     wrong_history.tenant_id = f.tenant;
     calls.push(((wrong_tenant, wrong_history), 0, Expect::NotFound));
 
-    let answers = futures_util::future::join_all(calls.iter().map(|((u, h), rev, _)| {
-        let store = store.clone();
-        async move { store.transition(u, *rev, h).await }
-    }))
-    .await;
+    let answers = if bulk {
+        // The first update twice: the second, from the same revision, is stale.
+        calls.push((calls[0].0.clone(), calls[0].1, Expect::Stale));
+        let batch: Vec<Transition> = calls
+            .iter()
+            .map(|((u, h), rev, _)| Transition {
+                update: u.clone(),
+                expected_revision: *rev,
+                history: h.clone(),
+            })
+            .collect();
+        store.transition_many(&batch).await
+    } else {
+        futures_util::future::join_all(calls.iter().map(|((u, h), rev, _)| {
+            let store = store.clone();
+            async move { store.transition(u, *rev, h).await }
+        }))
+        .await
+    };
+    assert_eq!(answers.len(), calls.len(), "one answer per transition");
     for (((u, _), _, expect), answer) in calls.iter().zip(&answers) {
         let got = match answer {
             Ok(()) => Expect::Applied,

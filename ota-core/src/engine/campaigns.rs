@@ -9,8 +9,8 @@ use crate::campaign::rollout::next_wave_due;
 use crate::campaign::{Campaign, CampaignSpec, CampaignState, CampaignStats, ThresholdAction};
 use crate::device::Device;
 use crate::ids::{CampaignId, DeviceId, TenantId};
-use crate::store::{ClaimRequest, PageRequest, QueueScope, StoreError, UpdateFilter};
-use crate::update::{EventSource, UpdateEvent, UpdateState};
+use crate::store::{ClaimRequest, PageRequest, QueueScope, StoreError, Transition, UpdateFilter};
+use crate::update::{self, EventSource, Outcome, UpdateEvent, UpdateState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -545,21 +545,50 @@ impl Ota {
             source: EventSource::Campaign,
             reason: reason.to_string(),
         };
+        let policy = &c.spec.policy;
         let mut n = 0u64;
         let mut page = PageRequest::first(1_000);
         loop {
             let got = self.store.list_updates(c.tenant_id, &filter, page).await?;
+            // Decided here, by the state machine, and written a page at a time.
+            let now = self.now();
+            let mut batch = Vec::with_capacity(got.items.len());
             for u in &got.items {
                 if u.state == UpdateState::Failed && u.retry_at.is_none() {
                     continue;
                 }
-                if self
-                    .drive(c.tenant_id, u.id, &event)
-                    .await?
-                    .applied()
-                    .is_some()
-                {
-                    n += 1;
+                match update::apply(u, &event, now, policy) {
+                    Outcome::Applied {
+                        mut update,
+                        history,
+                    } => {
+                        update.wake_at = Self::wake_at(&update, now, policy);
+                        batch.push(Transition {
+                            update,
+                            expected_revision: u.revision,
+                            history,
+                        });
+                    }
+                    Outcome::Ignored { history, .. } | Outcome::Rejected { history, .. } => {
+                        self.store.append_history(&history).await?;
+                    }
+                }
+            }
+            for (t, answer) in batch.iter().zip(self.store.transition_many(&batch).await) {
+                match answer {
+                    Ok(()) => n += 1,
+                    // Changed meanwhile (a report came in): decide again on what is stored.
+                    Err(StoreError::PreconditionFailed { .. }) => {
+                        if self
+                            .drive(c.tenant_id, t.update.id, &event)
+                            .await?
+                            .applied()
+                            .is_some()
+                        {
+                            n += 1;
+                        }
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
             match got.next {

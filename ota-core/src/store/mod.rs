@@ -27,7 +27,7 @@ pub use pace::{PaceStore, VersionedPace};
 pub use packages::PackageStore;
 pub use paging::{Page, PageRequest, MAX_PAGE_SIZE};
 pub use schedules::ScheduleStore;
-pub use updates::{ClaimRequest, QueueScope, UpdateFilter, UpdateStore};
+pub use updates::{ClaimRequest, QueueScope, Transition, UpdateFilter, UpdateStore};
 
 /// Every capability the engine needs, in one object-safe trait. Implemented for any type that
 /// implements all of them.

@@ -75,6 +75,17 @@ pub struct ClaimRequest {
     pub lease: Duration,
 }
 
+/// One compare-and-set write of [`UpdateStore::transition_many`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transition {
+    /// The record to write.
+    pub update: Update,
+    /// The revision the stored record must still have.
+    pub expected_revision: u64,
+    /// The history entry appended with it.
+    pub history: HistoryEntry,
+}
+
 /// Stores updates and their history.
 #[async_trait]
 pub trait UpdateStore: Send + Sync {
@@ -91,6 +102,21 @@ pub trait UpdateStore: Send + Sync {
         expected_revision: u64,
         history: &HistoryEntry,
     ) -> Result<(), StoreError>;
+
+    /// Many [`UpdateStore::transition`]s, for large work (stopping a campaign of a million
+    /// devices): one answer per transition, in order, each the answer `transition` would give
+    /// alone. Not atomic as a whole. The default writes them one by one; stores override it
+    /// with set-based writes.
+    async fn transition_many(&self, batch: &[Transition]) -> Vec<Result<(), StoreError>> {
+        let mut answers = Vec::with_capacity(batch.len());
+        for t in batch {
+            answers.push(
+                self.transition(&t.update, t.expected_revision, &t.history)
+                    .await,
+            );
+        }
+        answers
+    }
 
     /// Appends an event that changed nothing (ignored or rejected) to the history.
     async fn append_history(&self, entry: &HistoryEntry) -> Result<(), StoreError>;

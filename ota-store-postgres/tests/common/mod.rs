@@ -8,7 +8,9 @@ use ota_core::notifier::{Notice, Notifier, NotifyError};
 use ota_core::pacing::{Pacing, Rate};
 use ota_core::update::HistoryEntry;
 use ota_core::wire::DeviceReport;
-use ota_core::{AssignmentTarget, DeviceId, PackageKind, TenantId, UpdateState};
+use ota_core::{
+    AssignmentTarget, DeviceId, DeviceProfile, Package, PackageKind, TenantId, UpdateState,
+};
 use ota_store_postgres::PgStore;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -30,6 +32,23 @@ pub fn paced_config(instance: &str, per_second: u32) -> OtaConfig {
 /// Creates `n` devices on one profile, a firmware package `fw 2.0` and assigns it to the
 /// profile: `n` QUEUED updates.
 pub async fn fleet(ota: &Ota, tenant: TenantId, n: usize) {
+    let (profile, package) = fleet_without_assignment(ota, tenant, n).await;
+    ota.assign(
+        ACTOR,
+        tenant,
+        AssignmentTarget::Profile(profile.id),
+        package.id,
+    )
+    .await
+    .unwrap();
+}
+
+/// Creates `n` devices on one profile and a firmware package `fw 2.0`.
+pub async fn fleet_without_assignment(
+    ota: &Ota,
+    tenant: TenantId,
+    n: usize,
+) -> (DeviceProfile, Package) {
     let profile = ota.create_profile(ACTOR, tenant, "fleet").await.unwrap();
     for start in (0..n).step_by(5_000) {
         let devices: Vec<_> = (start..(start + 5_000).min(n))
@@ -56,14 +75,7 @@ pub async fn fleet(ota: &Ota, tenant: TenantId, n: usize) {
         )
         .await
         .unwrap();
-    ota.assign(
-        ACTOR,
-        tenant,
-        AssignmentTarget::Profile(profile.id),
-        package.id,
-    )
-    .await
-    .unwrap();
+    (profile, package)
 }
 
 /// What a device sends once it runs `fw 2.0`.
