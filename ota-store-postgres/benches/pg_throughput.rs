@@ -3,6 +3,8 @@
 //!
 //! - campaign materialization of 1,000,000 devices (devices/s), against a plain
 //!   `INSERT ... SELECT` of as many rows into a copy of the updates table (same indexes);
+//! - stopping that campaign (every update canceled with its history entry and counters),
+//!   against one plain `UPDATE` of as many rows of the copy;
 //! - claims with two dispatchers (two engines, each with its own pool, releasing every QUEUED
 //!   update of a fleet), in claims/s;
 //! - device report ingestion with 64 concurrent reporters (transitions/s),
@@ -15,12 +17,12 @@
 //! `/usr/lib/postgresql/*/bin`).
 
 use futures::StreamExt;
-use ota_core::campaign::{Campaign, CampaignSpec, CampaignTarget, Wave, WaveAdvance, WaveSize};
+use ota_core::campaign::{CampaignSpec, CampaignTarget, Wave, WaveAdvance, WaveSize};
 use ota_core::device::CurrentVersions;
 use ota_core::engine::{Ota, OtaConfig};
 use ota_core::notifier::RecordingNotifier;
 use ota_core::package::{Compatibility, PackageSource};
-use ota_core::store::{CampaignStore, DeviceStore, PackageStore, UpdateFilter, UpdateStore};
+use ota_core::store::{DeviceStore, PackageStore, UpdateFilter, UpdateStore};
 use ota_core::update::Update;
 use ota_core::wire::DeviceReport;
 use ota_core::{
@@ -95,8 +97,17 @@ async fn fleet(store: &PgStore, n: usize) -> (TenantId, ProfileId, Vec<DeviceId>
     (tenant, profile.id, ids, package)
 }
 
-/// Materializes a three-wave campaign over `n` devices; returns (seconds, reference seconds).
-async fn materialization(db: &TestDatabase, n: usize) -> (f64, f64) {
+/// What the campaign part measured, in seconds.
+struct CampaignFigures {
+    materialize: f64,
+    materialize_reference: f64,
+    stop: f64,
+    stop_reference: f64,
+}
+
+/// Starts a three-wave campaign over `n` devices (materialization), then stops it (every
+/// update canceled); each against a plain statement over as many rows.
+async fn campaign(db: &TestDatabase, n: usize) -> CampaignFigures {
     let store = PgStore::connect(db.options()).await.unwrap();
     let started = Instant::now();
     let (tenant, profile, _, package) = fleet(&store, n).await;
@@ -104,6 +115,7 @@ async fn materialization(db: &TestDatabase, n: usize) -> (f64, f64) {
         "  ({n} devices created in {:.1} s)",
         started.elapsed().as_secs_f64()
     );
+    let ota = engine(store.clone(), "campaigns");
     let mut spec = CampaignSpec::new(
         "bench",
         package.id,
@@ -124,16 +136,14 @@ async fn materialization(db: &TestDatabase, n: usize) -> (f64, f64) {
         advance: WaveAdvance::default(),
     })
     .collect();
-    let now = SystemClock.now();
-    let campaign = Campaign::new(tenant, package.kind, spec, "bench", now);
-    store.create_campaign(&campaign).await.unwrap();
+    let campaign = ota.create_campaign("bench", tenant, spec).await.unwrap();
     let started = Instant::now();
-    let done = store
-        .materialize_campaign(&campaign, &package, now)
+    ota.start_campaign("bench", tenant, campaign.id)
         .await
         .unwrap();
-    let secs = started.elapsed().as_secs_f64();
-    assert_eq!(done.created, n as u64);
+    let materialize = started.elapsed().as_secs_f64();
+    let stats = ota.campaign_stats(tenant, campaign.id).await.unwrap();
+    assert_eq!(stats.counts.total(), n as u64);
 
     // Reference: the same number of rows written to a copy of the table, indexes included,
     // with no classification, waves or counters.
@@ -156,9 +166,32 @@ async fn materialization(db: &TestDatabase, n: usize) -> (f64, f64) {
     .execute(store.pool())
     .await
     .unwrap();
-    let reference = started.elapsed().as_secs_f64();
+    let materialize_reference = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    ota.stop_campaign("bench", tenant, campaign.id)
+        .await
+        .unwrap();
+    let stop = started.elapsed().as_secs_f64();
+    let stats = ota.campaign_stats(tenant, campaign.id).await.unwrap();
+    assert_eq!(stats.counts.canceled(), n as u64);
+    // Reference: one UPDATE of as many rows (state and revision), with no history.
+    let started = Instant::now();
+    sqlx::query(
+        "UPDATE bench_reference_updates SET state = 'CANCELED', revision = revision + 1,
+             error = 'the campaign was stopped'",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let stop_reference = started.elapsed().as_secs_f64();
     store.pool().close().await;
-    (secs, reference)
+    CampaignFigures {
+        materialize,
+        materialize_reference,
+        stop,
+        stop_reference,
+    }
 }
 
 fn engine(store: PgStore, name: &str) -> Ota {
@@ -333,13 +366,23 @@ fn main() {
     runtime.block_on(async {
         let db = fresh_database().await;
         println!("PostgreSQL store throughput (schema {})", db.schema);
-        let (secs, reference) = materialization(&db, campaign_devices).await;
+        let f = campaign(&db, campaign_devices).await;
+        let n = campaign_devices as f64;
         println!(
-            "campaign materialization of {campaign_devices} devices: {secs:.2} s, {:.0} devices/s; \
-             reference INSERT ... SELECT of as many rows: {reference:.2} s, {:.0} rows/s ({:.2}x)",
-            campaign_devices as f64 / secs,
-            campaign_devices as f64 / reference,
-            reference / secs
+            "campaign materialization of {campaign_devices} devices: {:.2} s, {:.0} devices/s; \
+             reference INSERT ... SELECT of as many rows: {:.2} s ({:.2}x)",
+            f.materialize,
+            n / f.materialize,
+            f.materialize_reference,
+            f.materialize_reference / f.materialize
+        );
+        println!(
+            "campaign stop (every update canceled, with history and counters): {:.2} s, \
+             {:.0} devices/s; reference UPDATE of as many rows: {:.2} s ({:.2}x)",
+            f.stop,
+            n / f.stop,
+            f.stop_reference,
+            f.stop_reference / f.stop
         );
         let (claims, transitions) = dispatch_and_reports(&db, fleet_size).await;
         let tps = pgbench(&db);

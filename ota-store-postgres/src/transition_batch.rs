@@ -166,7 +166,9 @@ async fn explain(
 
 /// One statement for the whole batch: rows locked in id order (so concurrent batches cannot
 /// deadlock on them), updated where the revision is still the expected one, history and
-/// campaign counters written for those. Returns the ids applied.
+/// campaign counters written for those. Returns the ids applied. Written so that the cached
+/// generic plan, which cannot know the arrays' length, still finds rows through the primary
+/// key (`id = ANY($1)`) and joins each input row once.
 async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uuid>, StoreError> {
     let mut c = UpdateColumns::default();
     let mut expected = Vec::with_capacity(batch.len());
@@ -191,29 +193,29 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
                 history_device, doc)
          ),
          old AS (
-            SELECT u.id, u.state, u.wave FROM ota_updates u
+            SELECT i.*, u.state AS old_state, u.wave AS old_wave FROM ota_updates u
             JOIN i ON u.id = i.id AND u.tenant_id = i.tenant_id
+            WHERE u.id = ANY($1)
             ORDER BY u.id
             FOR UPDATE OF u
          ),
          upd AS (
             UPDATE ota_updates u SET
-                device_id = i.device_id, kind = i.kind, package_id = i.package_id,
-                target_title = i.target_title, target_version = i.target_version,
-                campaign_id = i.campaign_id, wave = i.wave, state = i.state,
-                attempt = i.attempt, progress = i.progress, error = i.error,
-                created_at = i.created_at, state_changed_at = i.state_changed_at,
-                updated_at = i.updated_at, retry_at = i.retry_at, wake_at = i.wake_at,
-                revision = i.revision, lease_owner = NULL, lease_until = NULL
-            FROM i JOIN old ON old.id = i.id
-            WHERE u.id = i.id AND u.revision = i.expected
-            RETURNING u.id, u.campaign_id, old.wave AS old_wave, old.state AS old_state,
-                u.wave AS new_wave, u.state AS new_state
+                device_id = o.device_id, kind = o.kind, package_id = o.package_id,
+                target_title = o.target_title, target_version = o.target_version,
+                campaign_id = o.campaign_id, wave = o.wave, state = o.state,
+                attempt = o.attempt, progress = o.progress, error = o.error,
+                created_at = o.created_at, state_changed_at = o.state_changed_at,
+                updated_at = o.updated_at, retry_at = o.retry_at, wake_at = o.wake_at,
+                revision = o.revision, lease_owner = NULL, lease_until = NULL
+            FROM old o
+            WHERE u.id = o.id AND u.revision = o.expected
+            RETURNING u.id, u.tenant_id, u.campaign_id, o.old_wave, o.old_state,
+                u.wave AS new_wave, u.state AS new_state, o.history_device, o.doc
          ),
          hist AS (
             INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
-            SELECT i.id, i.tenant_id, i.history_device, i.doc::jsonb
-            FROM i JOIN upd ON upd.id = i.id
+            SELECT id, tenant_id, history_device, doc::jsonb FROM upd
          ),
          counted AS (
             INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
