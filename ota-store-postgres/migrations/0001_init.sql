@@ -124,7 +124,8 @@ CREATE INDEX ota_updates_queue_direct ON ota_updates (state_changed_at, id)
 CREATE INDEX ota_updates_queue_campaign ON ota_updates (campaign_id, wave, state_changed_at, id)
     WHERE state = 'QUEUED' AND campaign_id IS NOT NULL;
 CREATE INDEX ota_updates_due ON ota_updates (wake_at, id) WHERE wake_at IS NOT NULL;
-CREATE INDEX ota_updates_campaign ON ota_updates (campaign_id, device_id) WHERE campaign_id IS NOT NULL;
+-- A campaign's updates in id order (listing, stopping a campaign a page at a time).
+CREATE INDEX ota_updates_campaign ON ota_updates (campaign_id, id) WHERE campaign_id IS NOT NULL;
 CREATE INDEX ota_updates_active ON ota_updates (state, tenant_id)
     WHERE state NOT IN ('QUEUED', 'UPDATED', 'FAILED', 'CANCELED');
 

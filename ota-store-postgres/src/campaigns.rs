@@ -112,6 +112,9 @@ fn decode_all(docs: Vec<serde_json::Value>) -> Result<Vec<Campaign>, StoreError>
     docs.into_iter().map(|d| from_json("campaign", d)).collect()
 }
 
+/// Materializations of at least this many updates refresh the table's statistics.
+const ANALYZE_AFTER: u64 = 10_000;
+
 #[async_trait]
 impl CampaignStore for PgStore {
     async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
@@ -368,6 +371,12 @@ impl CampaignStore for PgStore {
         .await
         .map_err(map)?;
         tx.commit().await.map_err(map)?;
+        if eligible >= ANALYZE_AFTER {
+            // Fresh statistics for the planner: without them it does not know that most of
+            // the table is this campaign's, and pages through it (stopping, listing) by
+            // sorting what remains instead of walking an index. Best effort.
+            let _ = sqlx::query("ANALYZE ota_updates").execute(&self.pool).await;
+        }
         Ok(Materialized {
             created: eligible,
             wave_sizes,
