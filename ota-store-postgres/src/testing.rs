@@ -87,16 +87,23 @@ async fn drop_stale(pool: &sqlx::PgPool, now: u64) {
     }
 }
 
+/// A pool of one connection to `url`, or what to do to get one.
+async fn reach(url: &str, timeout: Duration) -> Result<sqlx::PgPool, String> {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(timeout)
+        .connect(url)
+        .await
+        .map_err(|e| unreachable_help(url, &e))
+}
+
 /// A new, empty schema in the test database. Panics with instructions when the database
 /// cannot be reached.
 pub async fn fresh_database() -> TestDatabase {
     let url = database_url();
-    let pool = PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect(&url)
+    let pool = reach(&url, Duration::from_secs(10))
         .await
-        .unwrap_or_else(|e| panic!("{}", unreachable_help(&url, &e)));
+        .unwrap_or_else(|help| panic!("{help}"));
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -284,5 +291,25 @@ pub async fn content_round_trip(store: &PgStore, bytes: u64) -> ContentRoundTrip
         reference_secs,
         upload_growth,
         download_growth,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_database_fails_with_instructions() {
+        // Port 1 on the loopback: nothing listens there.
+        let help = reach(
+            "postgres://postgres@127.0.0.1:1/test",
+            Duration::from_secs(2),
+        )
+        .await
+        .expect_err("nothing listens on port 1");
+        assert!(help.contains("127.0.0.1:1/test"), "{help}");
+        assert!(help.contains("pg_ctlcluster"), "{help}");
+        assert!(help.contains("apt-get install -y postgresql"), "{help}");
+        assert!(help.contains("DATABASE_URL"), "{help}");
     }
 }
