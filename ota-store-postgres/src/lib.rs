@@ -146,10 +146,7 @@ impl PgStore {
                 .connect_with(connect.clone())
                 .await
                 .map_err(error::map)?;
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-                .execute(&pool)
-                .await
-                .map_err(error::map)?;
+            migrate::create_schema(&pool, schema).await?;
             pool.close().await;
             connect = connect.options([("search_path", schema.as_str())]);
         }

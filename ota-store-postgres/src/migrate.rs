@@ -12,8 +12,24 @@ pub const MIGRATIONS: &[(i32, &str, &str)] =
 /// migration once.
 const LOCK_KEY: i64 = 0x6f74_615f_6d69_6772; // "ota_migr"
 
-/// Applies the migrations that are not recorded in `ota_schema_migrations` yet, each in its
-/// own transaction.
+/// Creates `schema` when it is missing. Under the migrations' lock: `CREATE SCHEMA IF NOT
+/// EXISTS` run by two instances at once can fail on the catalog's unique index.
+pub(crate) async fn create_schema(pool: &PgPool, schema: &str) -> Result<(), StoreError> {
+    let mut tx = pool.begin().await.map_err(map)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+    tx.commit().await.map_err(map)
+}
+
+/// Applies the migrations that are not recorded in `ota_schema_migrations` yet, all in one
+/// transaction (all or none). Refuses a database migrated by a newer build.
 pub(crate) async fn run(pool: &PgPool) -> Result<(), StoreError> {
     let mut tx = pool.begin().await.map_err(map)?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")

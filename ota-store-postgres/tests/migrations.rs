@@ -1,0 +1,57 @@
+//! Embedded migrations: applied once however many instances start together, a no-op when
+//! run again, and a database migrated by a newer build is refused with a clear error.
+
+use futures::future::join_all;
+use ota_core::store::StoreError;
+use ota_store_postgres::testing::fresh_database;
+use ota_store_postgres::{PgStore, MIGRATIONS};
+
+async fn recorded(store: &PgStore) -> Vec<(i32, String)> {
+    sqlx::query_as("SELECT version, name FROM ota_schema_migrations ORDER BY version")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+}
+
+fn embedded() -> Vec<(i32, String)> {
+    MIGRATIONS
+        .iter()
+        .map(|(v, n, _)| (*v, n.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_apply_each_migration_once() {
+    let db = fresh_database().await;
+    let stores: Vec<PgStore> = join_all((0..6).map(|_| PgStore::connect(db.options())))
+        .await
+        .into_iter()
+        .map(|s| s.expect("every instance connects"))
+        .collect();
+    assert_eq!(recorded(&stores[0]).await, embedded());
+    // Again, on a migrated database: nothing to do, nothing changes.
+    stores[1].migrate().await.unwrap();
+    let again = PgStore::connect(db.options()).await.unwrap();
+    assert_eq!(recorded(&again).await, embedded());
+    db.drop_schema().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_from_a_newer_build_is_refused() {
+    let db = fresh_database().await;
+    let store = PgStore::connect(db.options()).await.unwrap();
+    let newest = MIGRATIONS.last().unwrap().0;
+    sqlx::query("INSERT INTO ota_schema_migrations (version, name) VALUES ($1, 'from the future')")
+        .bind(newest + 1)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let err = PgStore::connect(db.options())
+        .await
+        .expect_err("a newer schema");
+    assert!(
+        matches!(&err, StoreError::Backend { message } if message.contains("newer than this build")),
+        "{err:?}"
+    );
+    db.drop_schema().await;
+}
