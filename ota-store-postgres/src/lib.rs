@@ -12,7 +12,7 @@
 //!   same statement as the transitions that move them. Transitions of concurrent callers are
 //!   written together, one statement and one commit per batch
 //!   ([`PgStoreOptions::write_batch`]).
-//! - Errors map into [`StoreError`](ota_core::store::StoreError): lost connections, restarts,
+//! - Errors map into [`StoreError`]: lost connections, restarts,
 //!   serialization failures and deadlocks are
 //!   [`Unavailable`](ota_core::store::StoreError::Unavailable) (transient); the pool reconnects
 //!   by itself.
