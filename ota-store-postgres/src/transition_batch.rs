@@ -10,10 +10,10 @@
 use crate::batcher::{lost_answer, BatchJob, Batcher};
 use crate::codec::{to_i64, to_json};
 use crate::error::map;
-use crate::updates::{transition_one, UpdateColumns};
+use crate::updates::{transition_one, UpdateColumns, COUNT_TRANSITIONED};
 use ota_core::store::{StoreError, Transition};
 use ota_core::update::{HistoryEntry, Update};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -180,7 +180,7 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
         history_device.push(t.history.device_id.0);
         docs.push(to_json(&t.history)?.to_string());
     }
-    let applied: Vec<Uuid> = sqlx::query_scalar(
+    let sql = format!(
         "WITH i AS (
             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[],
                 $6::text[], $7::text[], $8::uuid[], $9::int[], $10::text[], $11::int[],
@@ -217,46 +217,18 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
             INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
             SELECT id, tenant_id, history_device, doc::jsonb FROM upd
          ),
-         counted AS (
-            INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
-            SELECT campaign_id, wave, state, sum(d) FROM (
-                SELECT campaign_id, old_wave AS wave, old_state AS state, -1 AS d
-                FROM upd WHERE campaign_id IS NOT NULL
-                UNION ALL
-                SELECT campaign_id, new_wave, new_state, 1 FROM upd
-                WHERE campaign_id IS NOT NULL
-            ) deltas
-            GROUP BY campaign_id, wave, state HAVING sum(d) <> 0
-            ORDER BY campaign_id, wave, state
-            ON CONFLICT (campaign_id, wave, state)
-            DO UPDATE SET n = ota_campaign_counts.n + excluded.n
-         )
-         SELECT id FROM upd",
-    )
-    .bind(&c.id)
-    .bind(&c.tenant)
-    .bind(&c.device)
-    .bind(&c.kind)
-    .bind(&c.package)
-    .bind(&c.title)
-    .bind(&c.version)
-    .bind(&c.campaign)
-    .bind(&c.wave)
-    .bind(&c.state)
-    .bind(&c.attempt)
-    .bind(&c.progress)
-    .bind(&c.error)
-    .bind(&c.created_at)
-    .bind(&c.state_changed_at)
-    .bind(&c.updated_at)
-    .bind(&c.retry_at)
-    .bind(&c.wake_at)
-    .bind(&c.revision)
-    .bind(&expected)
-    .bind(&history_device)
-    .bind(&docs)
-    .fetch_all(pool)
-    .await
-    .map_err(map)?;
-    Ok(applied.into_iter().collect())
+         counted AS ({COUNT_TRANSITIONED})
+         SELECT id FROM upd"
+    );
+    let rows = c
+        .bind(sqlx::query(&sql))
+        .bind(&expected)
+        .bind(&history_device)
+        .bind(&docs)
+        .fetch_all(pool)
+        .await
+        .map_err(map)?;
+    rows.iter()
+        .map(|row| row.try_get::<Uuid, _>("id").map_err(map))
+        .collect()
 }

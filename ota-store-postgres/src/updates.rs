@@ -88,6 +88,33 @@ pub(crate) struct UpdateColumns {
 }
 
 impl UpdateColumns {
+    /// Binds the columns, in order, as the next 19 parameters of `q` (the arrays of an
+    /// `UNNEST` over [`UPDATE_COLUMNS`]).
+    pub(crate) fn bind<'q>(
+        &'q self,
+        q: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        q.bind(&self.id)
+            .bind(&self.tenant)
+            .bind(&self.device)
+            .bind(&self.kind)
+            .bind(&self.package)
+            .bind(&self.title)
+            .bind(&self.version)
+            .bind(&self.campaign)
+            .bind(&self.wave)
+            .bind(&self.state)
+            .bind(&self.attempt)
+            .bind(&self.progress)
+            .bind(&self.error)
+            .bind(&self.created_at)
+            .bind(&self.state_changed_at)
+            .bind(&self.updated_at)
+            .bind(&self.retry_at)
+            .bind(&self.wake_at)
+            .bind(&self.revision)
+    }
+
     pub(crate) fn push(&mut self, u: &Update) {
         self.id.push(u.id.0);
         self.tenant.push(u.tenant_id.0);
@@ -110,6 +137,21 @@ impl UpdateColumns {
         self.revision.push(to_i64(u.revision));
     }
 }
+
+/// Moves a campaign's counters for the rows of the CTE `upd` (columns campaign_id, old_wave,
+/// old_state, new_wave, new_state): one less where each update was, one more where it is, in
+/// key order like [`COUNT_INSERTED`].
+pub(crate) const COUNT_TRANSITIONED: &str =
+    "INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
+    SELECT campaign_id, wave, state, sum(d) FROM (
+        SELECT campaign_id, old_wave AS wave, old_state AS state, -1 AS d
+        FROM upd WHERE campaign_id IS NOT NULL
+        UNION ALL
+        SELECT campaign_id, new_wave, new_state, 1 FROM upd WHERE campaign_id IS NOT NULL
+    ) deltas
+    GROUP BY campaign_id, wave, state HAVING sum(d) <> 0
+    ORDER BY campaign_id, wave, state
+    ON CONFLICT (campaign_id, wave, state) DO UPDATE SET n = ota_campaign_counts.n + excluded.n";
 
 /// Counts a campaign's new updates: added to `ota_campaign_counts` from the rows of the CTE
 /// `ins` (columns campaign_id, wave, state), in key order so that concurrent writers lock
@@ -189,7 +231,7 @@ pub(crate) async fn transition_one(
     expected_revision: u64,
     history: &HistoryEntry,
 ) -> Result<(), StoreError> {
-    let changed: i64 = sqlx::query_scalar(
+    let changed: i64 = sqlx::query_scalar(&format!(
         "WITH old AS (
             SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
          ),
@@ -208,21 +250,9 @@ pub(crate) async fn transition_one(
             INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
             SELECT $1, $2, $21, $22 FROM upd
          ),
-         counted AS (
-            INSERT INTO ota_campaign_counts (campaign_id, wave, state, n)
-            SELECT campaign_id, wave, state, sum(d) FROM (
-                SELECT campaign_id, old_wave AS wave, old_state AS state, -1 AS d
-                FROM upd WHERE campaign_id IS NOT NULL
-                UNION ALL
-                SELECT campaign_id, new_wave, new_state, 1 FROM upd WHERE campaign_id IS NOT NULL
-            ) deltas
-            GROUP BY campaign_id, wave, state HAVING sum(d) <> 0
-            ORDER BY campaign_id, wave, state
-            ON CONFLICT (campaign_id, wave, state)
-            DO UPDATE SET n = ota_campaign_counts.n + excluded.n
-         )
-         SELECT count(*) FROM upd",
-    )
+         counted AS ({COUNT_TRANSITIONED})
+         SELECT count(*) FROM upd"
+    ))
     .bind(update.id.0)
     .bind(update.tenant_id.0)
     .bind(to_i64(expected_revision))
@@ -276,7 +306,7 @@ pub(crate) async fn insert_batch(
     for u in batch {
         c.push(u);
     }
-    sqlx::query(&format!(
+    let sql = format!(
         "WITH ins AS (
             INSERT INTO ota_updates (id, tenant_id, device_id, kind, package_id,
                 target_title, target_version, campaign_id, wave, state, attempt, progress,
@@ -287,29 +317,11 @@ pub(crate) async fn insert_batch(
                 $17::bigint[], $18::bigint[], $19::bigint[])
             RETURNING campaign_id, wave, state)
          {COUNT_INSERTED}"
-    ))
-    .bind(&c.id)
-    .bind(&c.tenant)
-    .bind(&c.device)
-    .bind(&c.kind)
-    .bind(&c.package)
-    .bind(&c.title)
-    .bind(&c.version)
-    .bind(&c.campaign)
-    .bind(&c.wave)
-    .bind(&c.state)
-    .bind(&c.attempt)
-    .bind(&c.progress)
-    .bind(&c.error)
-    .bind(&c.created_at)
-    .bind(&c.state_changed_at)
-    .bind(&c.updated_at)
-    .bind(&c.retry_at)
-    .bind(&c.wake_at)
-    .bind(&c.revision)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict_message)?;
+    );
+    c.bind(sqlx::query(&sql))
+        .execute(&mut **tx)
+        .await
+        .map_err(conflict_message)?;
     Ok(())
 }
 
