@@ -5,8 +5,14 @@ use ota_core::store::StoreError;
 use sqlx::PgPool;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        20,
+        "package_references",
+        include_str!("../migrations/0020_package_references.sql"),
+    ),
+];
 
 /// A key for `pg_advisory_xact_lock`, so that instances starting together apply each
 /// migration once.
