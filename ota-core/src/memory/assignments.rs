@@ -17,10 +17,10 @@ impl AssignmentStore for MemoryStore {
         let key = (assignment.tenant_id, assignment.kind, assignment.target);
         let mut t = self.lock();
         // Under the same lock as deletes: a package deleted before is never assigned.
-        if !t
+        if t
             .packages
             .get(&assignment.package_id)
-            .is_some_and(|p| p.tenant_id == assignment.tenant_id)
+            .is_none_or(|p| p.tenant_id != assignment.tenant_id)
         {
             return Err(StoreError::not_found("package", assignment.package_id));
         }
