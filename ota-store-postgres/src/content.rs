@@ -1,82 +1,12 @@
-//! Package content in [`CHUNK_SIZE`] `bytea` rows: written from a stream in one transaction,
-//! read back one chunk per query for any byte range.
+//! Package content in [`CHUNK_SIZE`] `bytea` rows, read back one chunk per query for any
+//! byte range (written by [`crate::upload`]).
 
-use crate::codec::to_json;
 use crate::error::map;
-use crate::{PgStore, CHUNK_SIZE};
-use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
-use ota_core::checksum::{Checksum, ContentHasher};
+use crate::PgStore;
+use bytes::Bytes;
 use ota_core::store::{ByteRange, ByteStream, StoreError};
-use ota_core::{Package, PackageId, PackageSource, TenantId};
-use sqlx::{PgPool, Postgres, Row, Transaction};
-
-async fn write_chunk(
-    tx: &mut Transaction<'static, Postgres>,
-    id: PackageId,
-    seq: i32,
-    data: &[u8],
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO ota_package_chunks (package_id, seq, data) VALUES ($1, $2, $3)")
-        .bind(id.0)
-        .bind(seq)
-        .bind(data)
-        .execute(&mut **tx)
-        .await
-        .map_err(map)?;
-    Ok(())
-}
-
-/// Stores `package` and its content; see
-/// [`PackageStore::create_package_with_content`](ota_core::store::PackageStore::create_package_with_content).
-/// Everything happens in one transaction that is rolled back on any failure.
-pub(crate) async fn upload(
-    store: &PgStore,
-    mut package: Package,
-    expected: Option<Checksum>,
-    max_size: Option<u64>,
-    mut content: ByteStream,
-) -> Result<Package, StoreError> {
-    let mut tx = store.pool.begin().await.map_err(map)?;
-    package.source = PackageSource::Stored;
-    crate::packages::insert(&mut *tx, &package, Some(CHUNK_SIZE as i32)).await?;
-    let mut hasher = ContentHasher::new(expected);
-    let mut buffer = BytesMut::with_capacity(CHUNK_SIZE);
-    let mut seq = 0i32;
-    while let Some(piece) = content.next().await {
-        let mut piece: Bytes = piece?;
-        hasher.update(&piece);
-        if let Some(limit) = max_size {
-            if hasher.bytes_seen() > limit {
-                return Err(StoreError::TooLarge { limit });
-            }
-        }
-        while !piece.is_empty() {
-            let take = (CHUNK_SIZE - buffer.len()).min(piece.len());
-            buffer.extend_from_slice(&piece.split_to(take));
-            if buffer.len() == CHUNK_SIZE {
-                write_chunk(&mut tx, package.id, seq, &buffer).await?;
-                buffer.clear();
-                seq += 1;
-            }
-        }
-    }
-    if !buffer.is_empty() {
-        write_chunk(&mut tx, package.id, seq, &buffer).await?;
-    }
-    let digest = hasher.finish()?;
-    package.size = Some(digest.size);
-    package.checksum = Some(digest.checksum);
-    package.sha256 = Some(digest.sha256);
-    sqlx::query("UPDATE ota_packages SET doc = $2 WHERE id = $1")
-        .bind(package.id.0)
-        .bind(to_json(&package)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
-    tx.commit().await.map_err(map)?;
-    Ok(package)
-}
+use ota_core::{PackageId, TenantId};
+use sqlx::{PgPool, Row};
 
 /// Streams `range` of a package's content, one chunk query at a time.
 pub(crate) async fn download(

@@ -2,9 +2,10 @@
 //!
 //! - Migrations are embedded and applied by [`PgStore::connect`] (versioned, idempotent, safe
 //!   when several instances start at once: they serialize on an advisory lock).
-//! - Package content is kept in 1 MiB `bytea` chunks, written from a stream inside one
-//!   transaction (nothing is kept when the checksum does not match) and read back chunk by
-//!   chunk for any byte range, so a 2 GiB package never sits in memory.
+//! - Package content is kept in 1 MiB `bytea` chunks, written from a stream one short
+//!   transaction per chunk under a pending package row that becomes visible only when the
+//!   content is complete and verified (nothing is kept otherwise; see [`UPLOAD_LEASE`]), and
+//!   read back chunk by chunk for any byte range, so a 2 GiB package never sits in memory.
 //! - Claims use `FOR UPDATE SKIP LOCKED` with leases, and paces live in the database, so
 //!   several engine instances over one database never notify the same attempt twice and
 //!   share one pace.
@@ -40,11 +41,13 @@ mod packages;
 mod schedules;
 mod transition_batch;
 mod updates;
+mod upload;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use migrate::MIGRATIONS;
+pub use upload::UPLOAD_LEASE;
 
 use ota_core::store::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -114,6 +117,7 @@ pub struct PgStore {
     pool: PgPool,
     transitions: Arc<batcher::Batcher<transition_batch::TransitionJob>>,
     latest: Arc<batcher::Batcher<latest_batch::LatestJob>>,
+    uploads: upload::UploadSlots,
 }
 
 /// Whether `name` is a plain SQL identifier (letters, digits, `_`, not starting with a digit).
@@ -172,6 +176,7 @@ impl PgStore {
 
     fn with_batch(pool: PgPool, write_batch: usize) -> Self {
         Self {
+            uploads: upload::UploadSlots::new(pool.options().get_max_connections()),
             pool,
             transitions: Arc::new(batcher::Batcher::new(write_batch)),
             latest: Arc::new(batcher::Batcher::new(write_batch)),

@@ -57,7 +57,7 @@ impl PackageStore for PgStore {
         max_size: Option<u64>,
         content: ByteStream,
     ) -> Result<Package, StoreError> {
-        crate::content::upload(self, package, expected, max_size, content).await
+        crate::upload::upload(self, package, expected, max_size, content).await
     }
 
     async fn get_package(&self, tenant: TenantId, id: PackageId) -> Result<Package, StoreError> {
