@@ -73,9 +73,55 @@ pub struct Device {
     /// The groups it belongs to.
     pub groups: BTreeSet<GroupId>,
     /// The credential the device protocols authenticate it with (unique across tenants).
+    /// Known in plain text only on the record handed to
+    /// [`Ota::create_devices`](crate::engine::Ota::create_devices) and on the records it
+    /// returns (empty there: one is generated, see [`generate_token`]). Stores keep only its
+    /// [`token_digest`], so a device read back from a store carries an empty string; a
+    /// device is found by its token with
+    /// [`DeviceStore::device_by_token`](crate::store::DeviceStore::device_by_token).
     pub access_token: String,
     /// What it last reported as running.
     pub current: CurrentVersions,
     /// When it was created.
     pub created_at: Timestamp,
+}
+
+/// The digest under which stores keep an access token (SHA-256 of its UTF-8 bytes, lowercase
+/// hex). Tokens are high-entropy secrets looked up by equality, so an unsalted digest is what
+/// lets a store find a device by token without keeping the token.
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random access token: 32 lowercase hex characters carrying 122 random bits.
+pub fn generate_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The conflict a store answers when a device's name or access token is taken. The same
+/// words for both, so that creating a device does not tell whether a token exists (in
+/// another tenant).
+pub const DEVICE_TAKEN: &str =
+    "a device with one of these names or access tokens exists (leave the token empty to have one generated)";
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+
+    #[test]
+    fn digests_are_sha256_hex() {
+        assert_eq!(
+            token_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn generated_tokens_differ() {
+        let a = generate_token();
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, generate_token());
+    }
 }

@@ -4,6 +4,7 @@ use crate::codec::{after, from_ns, ns, overfetch, page};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
+use ota_core::device::{token_digest, DEVICE_TAKEN};
 use ota_core::store::{DeviceSelector, DeviceStore, Page, PageRequest, StoreError};
 use ota_core::{
     CurrentVersions, Device, DeviceGroup, DeviceId, DeviceProfile, GroupId, PackageKind, ProfileId,
@@ -15,7 +16,8 @@ use std::collections::{BTreeSet, HashSet};
 use uuid::Uuid;
 
 /// The columns a device is read from (`d` is `ota_devices`).
-pub(crate) const DEVICE_COLUMNS: &str = "d.id, d.tenant_id, d.name, d.profile_id, d.access_token,
+/// The access token is not among them: only its digest is stored.
+pub(crate) const DEVICE_COLUMNS: &str = "d.id, d.tenant_id, d.name, d.profile_id,
     d.fw_title, d.fw_version, d.sw_title, d.sw_version, d.created_at,
     ARRAY(SELECT g.group_id FROM ota_device_groups g WHERE g.device_id = d.id) AS groups";
 
@@ -35,7 +37,7 @@ pub(crate) fn decode_device(row: &PgRow) -> Result<Device, StoreError> {
         name: row.try_get("name").map_err(map)?,
         profile_id: ProfileId(row.try_get("profile_id").map_err(map)?),
         groups: groups.into_iter().map(GroupId).collect(),
-        access_token: row.try_get("access_token").map_err(map)?,
+        access_token: String::new(),
         current: CurrentVersions {
             firmware: title_version(
                 row.try_get("fw_title").map_err(map)?,
@@ -244,14 +246,11 @@ impl DeviceStore for PgStore {
         let mut names = HashSet::new();
         let mut tokens = HashSet::new();
         for d in devices {
-            if !names.insert((d.tenant_id, d.name.as_str())) {
-                return Err(StoreError::conflict(
-                    "device",
-                    format!("a device named {:?} exists", d.name),
-                ));
-            }
-            if !tokens.insert(d.access_token.as_str()) {
-                return Err(StoreError::conflict("device", "the access token is taken"));
+            // One answer for a taken name and a taken token: no token oracle.
+            if !names.insert((d.tenant_id, d.name.as_str()))
+                || !tokens.insert(d.access_token.as_str())
+            {
+                return Err(StoreError::conflict("device", DEVICE_TAKEN));
             }
         }
         for batch in devices.chunks(10_000) {
@@ -260,7 +259,7 @@ impl DeviceStore for PgStore {
                 cols.push(d);
             }
             sqlx::query(
-                "INSERT INTO ota_devices (id, tenant_id, name, profile_id, access_token,
+                "INSERT INTO ota_devices (id, tenant_id, name, profile_id, token_digest,
                      fw_title, fw_version, sw_title, sw_version, created_at)
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
                      $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])",
@@ -280,10 +279,9 @@ impl DeviceStore for PgStore {
             .map_err(|e| match map(e) {
                 StoreError::Conflict { message, .. } => StoreError::conflict(
                     "device",
-                    if message.contains("ota_devices_token") {
-                        "the access token is taken".to_string()
-                    } else if message.contains("ota_devices_name") {
-                        "a device with one of these names exists".to_string()
+                    if message.contains("ota_devices_token") || message.contains("ota_devices_name")
+                    {
+                        DEVICE_TAKEN.to_string()
                     } else {
                         "a device with one of these ids exists".to_string()
                     },
@@ -341,9 +339,9 @@ impl DeviceStore for PgStore {
 
     async fn device_by_token(&self, token: &str) -> Result<Device, StoreError> {
         let row = sqlx::query(&format!(
-            "SELECT {DEVICE_COLUMNS} FROM ota_devices d WHERE d.access_token = $1"
+            "SELECT {DEVICE_COLUMNS} FROM ota_devices d WHERE d.token_digest = $1"
         ))
-        .bind(token)
+        .bind(token_digest(token))
         .fetch_optional(&self.pool)
         .await
         .map_err(map)?
@@ -546,7 +544,7 @@ impl DeviceColumns {
         self.tenant.push(d.tenant_id.0);
         self.name.push(d.name.clone());
         self.profile.push(d.profile_id.0);
-        self.token.push(d.access_token.clone());
+        self.token.push(token_digest(&d.access_token));
         let fw = d.current.firmware.as_ref();
         let sw = d.current.software.as_ref();
         self.fw_title.push(fw.map(|t| t.title.clone()));

@@ -12,6 +12,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "package_references",
         include_str!("../migrations/0020_package_references.sql"),
     ),
+    (
+        21,
+        "token_digests",
+        include_str!("../migrations/0021_token_digests.sql"),
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock`, so that instances starting together apply each

@@ -1,6 +1,7 @@
 //! Device, profile and group behaviours.
 
 use super::fixtures::Fixture;
+use crate::device::Device;
 use crate::package::{PackageKind, TitleVersion};
 use crate::store::{DeviceSelector, PageRequest, Store, StoreError};
 use std::collections::BTreeSet;
@@ -38,15 +39,21 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
         .create_devices(&[d1.clone(), d2.clone()])
         .await
         .expect("devices");
-    assert_eq!(store.get_device(f.tenant, d1.id).await.expect("get"), d1);
+    // Read back without the token (only its digest is stored).
+    let stored = Device {
+        access_token: String::new(),
+        ..d1.clone()
+    };
     assert_eq!(
-        store
-            .device_by_token(&d2.access_token)
-            .await
-            .expect("by token")
-            .id,
-        d2.id
+        store.get_device(f.tenant, d1.id).await.expect("get"),
+        stored
     );
+    let by_token = store
+        .device_by_token(&d2.access_token)
+        .await
+        .expect("by token");
+    assert_eq!(by_token.id, d2.id);
+    assert!(by_token.access_token.is_empty(), "tokens are not read back");
     assert!(store
         .device_by_token("no such token")
         .await
@@ -73,6 +80,7 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
         .await
         .expect_err("name taken");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    let name_taken = err.to_string();
     let mut same_token = f.device(&p, "d4", &[]);
     same_token.access_token = d1.access_token.clone();
     let err = store
@@ -80,6 +88,22 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
         .await
         .expect_err("token taken");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        name_taken,
+        "a taken token is answered like a taken name"
+    );
+    // From another tenant: the same answer, which does not confirm that the token exists.
+    let other = Fixture::new(store.clone());
+    let other_profile = other.profile("sensors").await;
+    let mut probe = other.device(&other_profile, "probe", &[]);
+    probe.access_token = d1.access_token.clone();
+    let err = store
+        .create_devices(&[probe])
+        .await
+        .expect_err("token taken in another tenant");
+    assert_eq!(err.to_string(), name_taken);
+    assert!(!err.to_string().contains(&d1.access_token));
     let twice = f.device(&p, "d5", &[]);
     let mut twice_again = f.device(&p, "d5", &[]);
     twice_again.access_token.push('x');

@@ -2,7 +2,7 @@
 //! effective package.
 
 use super::{Ota, OtaError};
-use crate::device::{CurrentVersions, Device, DeviceGroup, DeviceProfile};
+use crate::device::{generate_token, CurrentVersions, Device, DeviceGroup, DeviceProfile};
 use crate::ids::{DeviceId, GroupId, ProfileId, TenantId};
 use crate::package::PackageKind;
 use serde_json::json;
@@ -72,7 +72,9 @@ impl Ota {
         Ok(group)
     }
 
-    /// A device record for [`Ota::create_devices`], with a fresh id.
+    /// A device record for [`Ota::create_devices`], with a fresh id. Pass an empty
+    /// `access_token` (the recommended default) to have a random one generated when the
+    /// device is created; a token chosen by the caller must be unique across tenants.
     pub fn new_device(
         &self,
         tenant: TenantId,
@@ -94,10 +96,29 @@ impl Ota {
     }
 
     /// Creates devices (all or none) and queues the updates their assignments call for.
-    pub async fn create_devices(&self, actor: &str, devices: &[Device]) -> Result<(), OtaError> {
+    /// Devices without an access token get a random one ([`generate_token`]). Returns the
+    /// devices as created, with their access tokens: the only time they are known in plain
+    /// text (stores keep a digest). A taken name or token is refused with one and the same
+    /// conflict, which does not say whether a token exists.
+    pub async fn create_devices(
+        &self,
+        actor: &str,
+        devices: &[Device],
+    ) -> Result<Vec<Device>, OtaError> {
         let Some(first) = devices.first() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
+        let devices: Vec<Device> = devices
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                if d.access_token.is_empty() {
+                    d.access_token = generate_token();
+                }
+                d
+            })
+            .collect();
+        let devices = devices.as_slice();
         let tenant = first.tenant_id;
         for d in devices {
             check_name("device", &d.name)?;
@@ -106,9 +127,12 @@ impl Ota {
                     message: "devices created together must belong to one tenant".into(),
                 });
             }
-            if d.access_token.trim().is_empty() {
+            if d.access_token.trim().is_empty() || d.access_token.chars().any(char::is_control) {
                 return Err(OtaError::InvalidRequest {
-                    message: format!("device {:?} needs a non-empty access token", d.name),
+                    message: format!(
+                        "device {:?}: an access token must not be blank or hold control characters (leave it empty to have one generated)",
+                        d.name
+                    ),
                 });
             }
         }
@@ -127,7 +151,7 @@ impl Ota {
             }
         }
         self.join_dynamic_campaigns(devices).await?;
-        Ok(())
+        Ok(devices.to_vec())
     }
 
     /// The device `id`.

@@ -2,7 +2,7 @@
 
 use super::tables::Tables;
 use super::MemoryStore;
-use crate::device::{Device, DeviceGroup, DeviceProfile};
+use crate::device::{token_digest, Device, DeviceGroup, DeviceProfile, DEVICE_TAKEN};
 use crate::ids::{DeviceId, GroupId, ProfileId, TenantId};
 use crate::package::{PackageKind, TitleVersion};
 use crate::store::{DeviceSelector, DeviceStore, Page, PageRequest, StoreError};
@@ -157,19 +157,19 @@ impl DeviceStore for MemoryStore {
                 ));
             }
             let name = (d.tenant_id, d.name.clone());
-            if t.device_names.contains_key(&name) || !names.insert(name) {
-                return Err(StoreError::conflict(
-                    "device",
-                    format!("a device named {:?} exists", d.name),
-                ));
-            }
-            if t.tokens.contains_key(&d.access_token) || !tokens.insert(d.access_token.as_str()) {
-                return Err(StoreError::conflict("device", "the access token is taken"));
+            let digest = token_digest(&d.access_token);
+            // One answer for a taken name and a taken token: no token oracle.
+            if t.device_names.contains_key(&name)
+                || !names.insert(name)
+                || t.tokens.contains_key(&digest)
+                || !tokens.insert(digest)
+            {
+                return Err(StoreError::conflict("device", DEVICE_TAKEN));
             }
         }
         for d in devices {
             t.device_names.insert((d.tenant_id, d.name.clone()), d.id);
-            t.tokens.insert(d.access_token.clone(), d.id);
+            t.tokens.insert(token_digest(&d.access_token), d.id);
             t.tenant_devices
                 .entry(d.tenant_id)
                 .or_default()
@@ -181,7 +181,10 @@ impl DeviceStore for MemoryStore {
             for g in &d.groups {
                 t.group_members.entry(*g).or_default().insert(d.id);
             }
-            t.devices.insert(d.id, d.clone());
+            // Only the digest is kept.
+            let mut stored = d.clone();
+            stored.access_token = String::new();
+            t.devices.insert(d.id, stored);
         }
         Ok(())
     }
@@ -208,7 +211,7 @@ impl DeviceStore for MemoryStore {
     async fn device_by_token(&self, token: &str) -> Result<Device, StoreError> {
         let t = self.lock();
         t.tokens
-            .get(token)
+            .get(&token_digest(token))
             .and_then(|id| t.devices.get(id))
             .cloned()
             .ok_or_else(|| StoreError::not_found("device", "access token"))
