@@ -9,10 +9,13 @@
 //!   update of a fleet), in claims/s;
 //! - device report ingestion with 64 concurrent reporters (transitions/s),
 //!
-//! both against `pgbench -N` (simple update, 64 clients) run in the same schema.
+//! both against `pgbench -N` (simple update, 64 clients) run in the same schema; report
+//! ingestion also against the same writes as batched raw SQL (64 transitions per statement
+//! over 4 connections) on the same tables.
 //!
 //! `cargo bench -p ota-store-postgres --bench pg_throughput`. `OTA_BENCH_CAMPAIGN_DEVICES`
-//! (default 1,000,000) and `OTA_BENCH_FLEET` (default 20,000) change the sizes; `DATABASE_URL`
+//! (default 1,000,000; 0 skips the campaign part) and `OTA_BENCH_FLEET` (default 20,000)
+//! change the sizes, `OTA_BENCH_PGBENCH_SECS` (default 20) pgbench's duration; `DATABASE_URL`
 //! the database; `PGBENCH` the pgbench binary (default: on the PATH or under
 //! `/usr/lib/postgresql/*/bin`).
 
@@ -281,6 +284,7 @@ async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, f64) {
         UpdateState::Updated,
     ];
     let started = Instant::now();
+    let cpu_before = own_cpu_secs();
     futures::stream::iter(devices.iter().copied())
         .map(|d| {
             let ota = &ota;
@@ -294,6 +298,13 @@ async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, f64) {
         .for_each(|()| async {})
         .await;
     let transitions_per_sec = (n * sequence.len()) as f64 / started.elapsed().as_secs_f64();
+    if let (Some(a), Some(b)) = (cpu_before, own_cpu_secs()) {
+        println!(
+            "  (reports: {:.1} s wall, the bench process used {:.1} s of CPU)",
+            started.elapsed().as_secs_f64(),
+            b - a
+        );
+    }
     let updated = store
         .count_updates(Some(tenant), &UpdateFilter::in_state(UpdateState::Updated))
         .await
@@ -301,6 +312,128 @@ async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, f64) {
     assert_eq!(updated, n as u64, "every device reached UPDATED");
     store.pool().close().await;
     (claims_per_sec, transitions_per_sec)
+}
+
+/// Statements of the batched reference run at once (each on its own connection).
+const REFERENCE_CONNECTIONS: usize = 4;
+/// Transitions per statement of the batched reference.
+const REFERENCE_BATCH: usize = 64;
+
+/// The harder reference for report ingestion: the same writes as the reports make (each
+/// update row moved through the five states with its revision checked and bumped, one
+/// history row per transition, the device's current version on UPDATED), as raw SQL,
+/// [`REFERENCE_BATCH`] transitions per statement over [`REFERENCE_CONNECTIONS`] connections,
+/// on the same tables (a fleet of its own in the bench's schema). Transitions per second.
+async fn batched_reference(db: &TestDatabase, n: usize) -> f64 {
+    let store = PgStore::connect(db.options().max_connections(REFERENCE_CONNECTIONS as u32))
+        .await
+        .unwrap();
+    let (tenant, _, devices, package) = fleet(&store, n).await;
+    let now = SystemClock.now();
+    let updates: Vec<Update> = devices
+        .iter()
+        .map(|d| {
+            Update::new(
+                tenant,
+                *d,
+                package.kind,
+                package.id,
+                package.title_version(),
+                None,
+                now,
+            )
+        })
+        .collect();
+    for chunk in updates.chunks(10_000) {
+        store.create_updates(chunk).await.unwrap();
+    }
+    let sequence = [
+        UpdateState::Downloading,
+        UpdateState::Downloaded,
+        UpdateState::Verified,
+        UpdateState::Updating,
+        UpdateState::Updated,
+    ];
+    let started = Instant::now();
+    let pool = store.pool().clone();
+    futures::stream::iter(updates.chunks(REFERENCE_BATCH))
+        .map(|chunk| {
+            let pool = pool.clone();
+            async move {
+                let ids: Vec<uuid::Uuid> = chunk.iter().map(|u| u.id.0).collect();
+                let devices: Vec<uuid::Uuid> = chunk.iter().map(|u| u.device_id.0).collect();
+                let mut previous = UpdateState::Queued;
+                for (step, state) in sequence.into_iter().enumerate() {
+                    let at = SystemClock.now();
+                    let expected: Vec<i64> = chunk
+                        .iter()
+                        .map(|u| u.revision as i64 + step as i64)
+                        .collect();
+                    let docs: Vec<String> = chunk
+                        .iter()
+                        .map(|u| {
+                            serde_json::json!({
+                                "update_id": u.id, "tenant_id": u.tenant_id,
+                                "device_id": u.device_id, "kind": "FIRMWARE",
+                                "attempt": u.attempt, "at": at,
+                                "from": previous, "to": state, "source": "DEVICE",
+                                "event": "report", "message": null, "outcome": "APPLIED",
+                            })
+                            .to_string()
+                        })
+                        .collect();
+                    let done = state == UpdateState::Updated;
+                    let written = sqlx::query(
+                        "WITH i AS (
+                            SELECT * FROM UNNEST($1::uuid[], $2::bigint[], $3::text[], $4::uuid[])
+                                AS t(id, expected, doc, device_id)
+                         ),
+                         upd AS (
+                            UPDATE ota_updates u SET state = $5, revision = i.expected + 1,
+                                updated_at = $6, state_changed_at = $6
+                            FROM i WHERE u.id = i.id AND u.revision = i.expected
+                            RETURNING u.id, u.tenant_id, u.device_id, i.doc
+                         ),
+                         dev AS (
+                            UPDATE ota_devices d SET fw_title = 'fw', fw_version = '2.0'
+                            FROM i WHERE $7 AND d.id = i.device_id
+                         ),
+                         hist AS (
+                            INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
+                            SELECT id, tenant_id, device_id, doc::jsonb FROM upd
+                         )
+                         SELECT count(*) FROM upd",
+                    )
+                    .bind(&ids)
+                    .bind(&expected)
+                    .bind(&docs)
+                    .bind(&devices)
+                    .bind(state.name())
+                    .bind(at.timestamp_nanos_opt().unwrap_or(0))
+                    .bind(done)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                    let written: i64 = sqlx::Row::get(&written, 0);
+                    assert_eq!(written as usize, chunk.len(), "every row moved");
+                    previous = state;
+                }
+            }
+        })
+        .buffer_unordered(REFERENCE_CONNECTIONS)
+        .for_each(|()| async {})
+        .await;
+    let per_sec = (n * sequence.len()) as f64 / started.elapsed().as_secs_f64();
+    store.pool().close().await;
+    per_sec
+}
+
+/// CPU seconds (user + system) this process used so far (Linux).
+fn own_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 fn pgbench_binary() -> Option<String> {
@@ -339,7 +472,8 @@ fn pgbench(db: &TestDatabase) -> Option<f64> {
         String::from_utf8_lossy(&init.stderr)
     );
     let clients = REPORTERS.to_string();
-    let out = run(&["-N", "-n", "-c", &clients, "-j", "2", "-T", "20"]);
+    let secs = size("OTA_BENCH_PGBENCH_SECS", 20).to_string();
+    let out = run(&["-N", "-n", "-c", &clients, "-j", "2", "-T", &secs]);
     assert!(
         out.status.success(),
         "pgbench -N failed: {}",
@@ -366,9 +500,10 @@ fn main() {
     runtime.block_on(async {
         let db = fresh_database().await;
         println!("PostgreSQL store throughput (schema {})", db.schema);
-        let f = campaign(&db, campaign_devices).await;
-        let n = campaign_devices as f64;
-        println!(
+        if campaign_devices > 0 {
+            let f = campaign(&db, campaign_devices).await;
+            let n = campaign_devices as f64;
+            println!(
             "campaign materialization of {campaign_devices} devices: {:.2} s, {:.0} devices/s; \
              reference INSERT ... SELECT of as many rows: {:.2} s ({:.2}x)",
             f.materialize,
@@ -376,15 +511,17 @@ fn main() {
             f.materialize_reference,
             f.materialize_reference / f.materialize
         );
-        println!(
-            "campaign stop (every update canceled, with history and counters): {:.2} s, \
+            println!(
+                "campaign stop (every update canceled, with history and counters): {:.2} s, \
              {:.0} devices/s; reference UPDATE of as many rows: {:.2} s ({:.2}x)",
-            f.stop,
-            n / f.stop,
-            f.stop_reference,
-            f.stop_reference / f.stop
-        );
+                f.stop,
+                n / f.stop,
+                f.stop_reference,
+                f.stop_reference / f.stop
+            );
+        }
         let (claims, transitions) = dispatch_and_reports(&db, fleet_size).await;
+        let batched = batched_reference(&db, fleet_size).await;
         let tps = pgbench(&db);
         let vs = |x: f64| tps.map_or(String::new(), |t| format!(" ({:.2}x pgbench -N)", x / t));
         println!(
@@ -393,8 +530,13 @@ fn main() {
         );
         println!(
             "report ingestion, {REPORTERS} concurrent reporters, {fleet_size} devices x 5 \
-             reports: {transitions:.0} transitions/s{}",
-            vs(transitions)
+             reports: {transitions:.0} transitions/s{}; {:.2}x the batched reference",
+            vs(transitions),
+            transitions / batched
+        );
+        println!(
+            "reference batched SQL, the same writes, {REFERENCE_BATCH} transitions per \
+             statement over {REFERENCE_CONNECTIONS} connections: {batched:.0} transitions/s"
         );
         match tps {
             Some(t) => {

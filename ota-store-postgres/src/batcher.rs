@@ -54,7 +54,11 @@ impl<J: BatchJob> Batcher<J> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
-        for _ in 0..WORKERS {
+        let workers = std::env::var("OTA_PG_BATCH_WORKERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(WORKERS);
+        for _ in 0..workers {
             runtime.spawn(work(pool.clone(), rx.clone(), self.max_batch));
         }
         *sender = Some(tx.clone());

@@ -488,38 +488,8 @@ impl DeviceStore for PgStore {
         kind: PackageKind,
         current: Option<TitleVersion>,
     ) -> Result<(), StoreError> {
-        let (title, version) = match current {
-            Some(tv) => (Some(tv.title), Some(tv.version)),
-            None => (None, None),
-        };
-        let columns = match kind {
-            PackageKind::Firmware => ("fw_title", "fw_version"),
-            PackageKind::Software => ("sw_title", "sw_version"),
-        };
-        // Reports repeat the running version: rewrite the row only when it changes.
-        let sql = format!(
-            "WITH d AS (SELECT id FROM ota_devices WHERE id = $1 AND tenant_id = $2),
-             u AS (
-                UPDATE ota_devices SET {t} = $3, {v} = $4
-                WHERE id IN (SELECT id FROM d)
-                  AND ({t}, {v}) IS DISTINCT FROM ($3::text, $4::text)
-             )
-             SELECT count(*) FROM d",
-            t = columns.0,
-            v = columns.1
-        );
-        let found: i64 = sqlx::query_scalar(&sql)
-            .bind(id.0)
-            .bind(tenant.0)
-            .bind(title)
-            .bind(version)
-            .fetch_one(&self.pool)
+        crate::current_batch::set_current(&self.current, &self.pool, tenant, id, kind, current)
             .await
-            .map_err(map)?;
-        if found == 0 {
-            return Err(StoreError::not_found("device", id));
-        }
-        Ok(())
     }
 }
 

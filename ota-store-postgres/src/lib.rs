@@ -32,6 +32,7 @@ mod batcher;
 mod campaigns;
 mod codec;
 mod content;
+mod current_batch;
 mod devices;
 mod error;
 mod latest_batch;
@@ -117,6 +118,7 @@ pub struct PgStore {
     pool: PgPool,
     transitions: Arc<batcher::Batcher<transition_batch::TransitionJob>>,
     latest: Arc<batcher::Batcher<latest_batch::LatestJob>>,
+    current: Arc<batcher::Batcher<current_batch::CurrentJob>>,
     uploads: upload::UploadSlots,
 }
 
@@ -180,6 +182,7 @@ impl PgStore {
             pool,
             transitions: Arc::new(batcher::Batcher::new(write_batch)),
             latest: Arc::new(batcher::Batcher::new(write_batch)),
+            current: Arc::new(batcher::Batcher::new(write_batch)),
         }
     }
 

@@ -133,3 +133,75 @@ async fn a_failing_batch_is_written_one_by_one_with_each_answer() {
 async fn with_batching_off_the_answers_are_the_same() {
     one_conflict_among_many(1).await;
 }
+
+/// Current versions of concurrent callers are written together, each with its own answer:
+/// an unknown device is not found, firmware and software of one device both land, and a
+/// repeated version changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_current_versions_each_get_their_own_answer() {
+    use ota_core::{DeviceId, TitleVersion};
+    let db = fresh_database().await;
+    let store: Arc<dyn Store> = Arc::new(
+        PgStore::connect(db.options().max_connections(8))
+            .await
+            .unwrap(),
+    );
+    let f = Fixture::new(store.clone());
+    let profile = f.profile("p").await;
+    let devices = f.devices(&profile, "d", 40).await;
+    let unknown = DeviceId::new();
+    let mut calls: Vec<(DeviceId, PackageKind, TitleVersion)> = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            (
+                d.id,
+                PackageKind::Firmware,
+                TitleVersion::new("fw", format!("{i}")),
+            )
+        })
+        .collect();
+    calls.extend(
+        devices
+            .iter()
+            .take(10)
+            .map(|d| (d.id, PackageKind::Software, TitleVersion::new("sw", "9"))),
+    );
+    calls.push((unknown, PackageKind::Firmware, TitleVersion::new("fw", "1")));
+    let answers = join_all(calls.iter().map(|(d, kind, tv)| {
+        let store = store.clone();
+        async move {
+            store
+                .set_current_version(f.tenant, *d, *kind, Some(tv.clone()))
+                .await
+        }
+    }))
+    .await;
+    for ((d, _, _), answer) in calls.iter().zip(&answers) {
+        if *d == unknown {
+            assert!(
+                answer.as_ref().is_err_and(|e| e.is_not_found()),
+                "{answer:?}"
+            );
+        } else {
+            assert!(answer.is_ok(), "{d}: {answer:?}");
+        }
+    }
+    for (i, d) in devices.iter().enumerate() {
+        let now = store.get_device(f.tenant, d.id).await.unwrap();
+        assert_eq!(
+            now.current.get(PackageKind::Firmware),
+            Some(&TitleVersion::new("fw", format!("{i}")))
+        );
+        let sw = (i < 10).then(|| TitleVersion::new("sw", "9"));
+        assert_eq!(now.current.get(PackageKind::Software), sw.as_ref());
+    }
+    // Another tenant's device is unknown here.
+    let other = Fixture::new(store.clone());
+    let err = store
+        .set_current_version(other.tenant, devices[0].id, PackageKind::Firmware, None)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    db.drop_schema().await;
+}
