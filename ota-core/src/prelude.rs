@@ -26,7 +26,9 @@ pub use crate::campaign::{
 pub use crate::checksum::{Checksum, ChecksumAlgorithm};
 pub use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use crate::device::{CurrentVersions, Device, DeviceGroup, DeviceProfile};
-pub use crate::engine::{NewPackage, Ota, OtaConfig, OtaError, ReportOutcome, TickReport};
+pub use crate::engine::{
+    LatestUpdates, NewPackage, Ota, OtaConfig, OtaError, ReportOutcome, TickReport, UpdateHistory,
+};
 pub use crate::ids::{
     AssignmentId, CampaignId, DeviceId, GroupId, PackageId, ProfileId, ScheduleId, TenantId,
     UpdateId,
