@@ -59,7 +59,7 @@ pub use package::{Compatibility, Package, PackageKind, PackageSource, TitleVersi
 pub use update::{Update, UpdateState};
 
 pub use campaign::{CampaignSpec, CampaignTarget};
-pub use engine::{NewPackage, Ota, OtaConfig, OtaError};
+pub use engine::{NewPackage, Ota, OtaConfig, OtaError, Result};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 pub use notifier::{Notice, Notifier, NotifyError};

@@ -27,7 +27,8 @@ pub use crate::checksum::{Checksum, ChecksumAlgorithm};
 pub use crate::clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use crate::device::{CurrentVersions, Device, DeviceGroup, DeviceProfile};
 pub use crate::engine::{
-    LatestUpdates, NewPackage, Ota, OtaConfig, OtaError, ReportOutcome, TickReport, UpdateHistory,
+    LatestUpdates, NewPackage, Ota, OtaConfig, OtaError, ReportOutcome, Result, TickReport,
+    UpdateHistory,
 };
 pub use crate::ids::{
     AssignmentId, CampaignId, DeviceId, GroupId, PackageId, ProfileId, ScheduleId, TenantId,

@@ -21,7 +21,7 @@ mod transitions;
 
 pub use campaigns::ImportReport;
 pub use config::OtaConfig;
-pub use error::{OtaError, PackageUse};
+pub use error::{OtaError, PackageUse, Result};
 pub use packages::NewPackage;
 pub use queries::{LatestUpdates, UpdateHistory, MAX_HISTORY_PAGE};
 pub use reports::ReportOutcome;
