@@ -1,6 +1,9 @@
 //! Device HTTP API (ThingsBoard-compatible, with resumable `Range` downloads) and the
 //! management REST API of the OTA library.
 //!
-//! The implementation follows the core engine; this crate is a workspace member now so that
-//! the crate map is fixed.
+//! The management API is in [`management`]: [`management_router`] builds it.
 #![warn(missing_docs)]
+
+pub mod management;
+
+pub use management::{management_router, ManagementOptions};
