@@ -17,8 +17,7 @@ impl AssignmentStore for MemoryStore {
         let key = (assignment.tenant_id, assignment.kind, assignment.target);
         let mut t = self.lock();
         // Under the same lock as deletes: a package deleted before is never assigned.
-        if t
-            .packages
+        if t.packages
             .get(&assignment.package_id)
             .is_none_or(|p| p.tenant_id != assignment.tenant_id)
         {
