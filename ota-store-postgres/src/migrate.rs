@@ -5,8 +5,10 @@ use ota_core::store::StoreError;
 use sqlx::PgPool;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (10, "outbox", include_str!("../migrations/0010_outbox.sql")),
+];
 
 /// A key for `pg_advisory_xact_lock`, so that instances starting together apply each
 /// migration once.
