@@ -5,9 +5,10 @@
 //! their own that is never killed.
 //!
 //! Afterwards: every device is UPDATED, every release reached its device (no notice lost),
-//! a device told twice was told first by a process that was killed (a notice in flight at the
-//! kill), the campaign's counters equal a recount, and no update is live under an ended
-//! campaign.
+//! the outbox is empty, a device told twice was told first by a process that was killed (a
+//! notice in flight at the kill), the campaign's counters equal a recount, and no update is
+//! live under an ended campaign. The killed engine comes back under the same instance id, so
+//! it takes back its claims at once instead of waiting out their leases.
 // Core config structs are built from `Default` plus field assignment (they are becoming
 // `#[non_exhaustive]`), which this lint would turn back into struct literals.
 #![allow(clippy::field_reassign_with_default)]
@@ -403,6 +404,20 @@ async fn engines_killed_at_random_lose_no_notice() {
         .await;
         assert_eq!(stats.counts.get(state), recount, "counter of {state:?}");
     }
+    // Every notice was delivered and marked so.
+    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM ota_outbox")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(waiting, 0, "notices left undelivered in the outbox");
+    // Duplicates come only from notices in flight at a kill: at most what the killed
+    // processes could have had in hand (one claim batch of releases and one of redeliveries
+    // each).
+    assert!(
+        duplicates <= killed.len() * 2 * child_config("x").claim_batch as usize,
+        "{duplicates} duplicates over {} kills",
+        killed.len()
+    );
     // Nothing live under an ended campaign.
     let live: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM ota_updates u JOIN ota_campaigns c ON c.id = u.campaign_id

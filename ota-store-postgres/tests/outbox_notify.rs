@@ -1,7 +1,7 @@
 //! The PostgreSQL outbox announces what is written to it: a `NOTIFY` on
 //! `PgStore::outbox_channel` carries the device ids of the notices written (at most 100 per
 //! notification), so that the instance holding a device's connection delivers the notice
-//! released by another instance. Also: what a restarted instance gives back.
+//! released by another instance.
 
 // Core config structs are built from `Default` plus field assignment (they are becoming
 // `#[non_exhaustive]`).
