@@ -94,6 +94,10 @@ id_type!(
     /// Identifies a scheduled event.
     ScheduleId
 );
+id_type!(
+    /// Identifies a notice in the outbox (see [`crate::store::NoticeOutbox`]).
+    NoticeId
+);
 
 #[cfg(test)]
 mod tests {

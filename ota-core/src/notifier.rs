@@ -1,5 +1,13 @@
-//! Delivering update notices to devices. Transports implement [`Notifier`]; the engine calls it
-//! when it releases an update (INITIATED) and when an assignment is withdrawn.
+//! Delivering update notices to devices. Transports implement [`Notifier`].
+//!
+//! The engine never calls the notifier before the notice is stored: a release (INITIATED)
+//! and its notice are written together into the store's outbox
+//! ([`crate::store::NoticeOutbox`]), a withdrawal is written to the outbox too, and the engine
+//! then hands the notice to [`Notifier::notify`] and marks it delivered. A notice whose
+//! delivery was cut short (the process died, the transport failed) is delivered again by
+//! [`crate::engine::Ota::tick`] once its lease lapses, or at once by the restarted engine of
+//! the same instance id. Delivery is therefore at least once: a notifier may, rarely, be
+//! handed the same notice twice (the same attributes, so a device sees no difference).
 
 use crate::ids::{DeviceId, TenantId};
 use crate::package::PackageKind;
@@ -108,8 +116,20 @@ pub struct NotifyError {
 /// ```
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Delivers `notice`, or queues it for delivery.
+    /// Delivers `notice`, or queues it for delivery. An error leaves the notice in the outbox:
+    /// it is tried again when its lease lapses.
     async fn notify(&self, notice: &Notice) -> Result<(), NotifyError>;
+
+    /// The devices this notifier reaches from this engine instance. `None` (the default):
+    /// every device (one instance, or a broker that routes to any device). A transport that
+    /// holds the connections of some devices only (an MQTT endpoint behind a load balancer)
+    /// returns those: this instance then delivers only their notices, and leaves the others
+    /// in the outbox for the instance that holds them (the PostgreSQL store announces new
+    /// notices with `NOTIFY`, so that instance can take them at once through
+    /// [`crate::engine::Ota::deliver_notices_for`]).
+    fn reachable_devices(&self) -> Option<Vec<DeviceId>> {
+        None
+    }
 }
 
 /// A notifier that only records what it was given. For tests.

@@ -415,13 +415,14 @@ async fn at_finish_time_what_is_not_terminal_is_canceled() {
     let (h, p, _devices, pkg) = setup(3).await;
     let mut spec = by_profile(&p, &pkg);
     spec.start_at = Some(h.ota.now());
-    spec.finish_at = Some(h.ota.now() + Duration::hours(2));
+    // Before the default INITIATED timeout (one hour) fails the unanswered ones.
+    spec.finish_at = Some(h.ota.now() + Duration::minutes(50));
     let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     h.ota.tick().await.unwrap();
     let first = h.take_update_notices()[0].device_id();
     finish(&h, first).await;
-    h.clock.advance(Duration::hours(2));
+    h.clock.advance(Duration::minutes(50));
     assert_eq!(h.ota.tick().await.unwrap().campaigns_ended, 1);
     let c = h.ota.campaign(h.tenant, c.id).await.unwrap();
     assert_eq!(c.state, CampaignState::Finished);

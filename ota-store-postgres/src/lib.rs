@@ -9,6 +9,9 @@
 //! - Claims use `FOR UPDATE SKIP LOCKED` with leases, and paces live in the database, so
 //!   several engine instances over one database never notify the same attempt twice and
 //!   share one pace.
+//! - Notices go through an outbox table written in the same statement as the release they
+//!   announce, and each write is announced with `NOTIFY` on
+//!   [`PgStore::outbox_channel`] (see [`ota_core::store::NoticeOutbox`]).
 //! - Campaign materialization is one `INSERT ... SELECT`; campaign counters change in the
 //!   same statement as the transitions that move them. Transitions of concurrent callers are
 //!   written together, one statement and one commit per batch
@@ -37,8 +40,10 @@ mod devices;
 mod error;
 mod latest_batch;
 mod migrate;
+mod outbox;
 mod pace;
 mod packages;
+mod release;
 mod schedules;
 mod transition_batch;
 mod updates;

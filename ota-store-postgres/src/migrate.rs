@@ -7,6 +7,7 @@ use sqlx::PgPool;
 /// The migrations, in order: (version, name, SQL).
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("../migrations/0001_init.sql")),
+    (10, "outbox", include_str!("../migrations/0010_outbox.sql")),
     (
         20,
         "package_references",

@@ -19,6 +19,7 @@ mod content;
 mod devices;
 mod fixtures;
 mod misc;
+mod outbox;
 mod packages;
 mod updates;
 
@@ -27,6 +28,7 @@ pub use content::*;
 pub use devices::*;
 pub use fixtures::Fixture;
 pub use misc::*;
+pub use outbox::*;
 pub use packages::*;
 pub use updates::*;
 
@@ -55,6 +57,11 @@ pub const BEHAVIOURS: &[&str] = &[
     "campaign_materialization_targets_and_skips",
     "campaign_stats_equal_a_recount",
     "schedules_crud_and_due",
+    "releases_write_their_notices_with_them",
+    "notice_claims_lease_and_lapse",
+    "concurrent_notice_claimers_never_overlap",
+    "newer_notice_replaces_older_of_device_and_kind",
+    "an_instance_gives_back_its_claims",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
@@ -90,6 +97,11 @@ macro_rules! store_conformance_tests {
             campaign_materialization_targets_and_skips,
             campaign_stats_equal_a_recount,
             schedules_crud_and_due,
+            releases_write_their_notices_with_them,
+            notice_claims_lease_and_lapse,
+            concurrent_notice_claimers_never_overlap,
+            newer_notice_replaces_older_of_device_and_kind,
+            an_instance_gives_back_its_claims,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

@@ -11,13 +11,24 @@ pub struct OtaConfig {
     /// The pace every release obeys, across campaigns and engine instances sharing a store.
     /// Default: unlimited rate, unlimited in progress.
     pub global_pacing: Pacing,
-    /// Timeouts and retries of updates that belong to no campaign.
+    /// Timeouts and retries of updates that belong to no campaign. Default:
+    /// [`UpdatePolicy::default`], whose safety net times INITIATED out after an hour and
+    /// retries such attempts (3 attempts in all).
     pub policy: UpdatePolicy,
     /// Rules for package titles, versions, descriptions, tags and URLs.
     pub validation: ValidationRules,
     /// Largest package content accepted, in bytes (`None`: no limit). Default: 4 GiB.
     pub max_package_size: Option<u64>,
-    /// This engine instance's name, used as the owner of its claims. Default: a fresh UUID.
+    /// This engine instance's name, used as the owner of its claims (of updates and of
+    /// notices). Default: a fresh UUID.
+    ///
+    /// It must be unique among the engines sharing a store (two live engines under one id
+    /// would give back each other's claims) and stable across restarts of one instance
+    /// (a host name, a pod name of a stateful set): the first tick of an engine gives back
+    /// every claim held under its id, so a restarted instance takes its unfinished work
+    /// and undelivered notices again at once. Under a fresh id, the claims of the process
+    /// that died are taken by others only when their lease ([`OtaConfig::claim_lease`])
+    /// lapses.
     pub instance_id: String,
     /// How long a claim of due work holds before others may take it. Default: 30 s.
     pub claim_lease: Duration,

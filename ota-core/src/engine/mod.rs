@@ -9,6 +9,7 @@
 mod campaign_tick;
 mod campaigns;
 mod config;
+mod delivery;
 mod error;
 mod fleet;
 mod packages;
@@ -41,6 +42,8 @@ pub struct Ota {
     notifier: Arc<dyn Notifier>,
     clock: Arc<dyn Clock>,
     config: Arc<OtaConfig>,
+    /// Whether the claims of an earlier process under this instance id were given back.
+    claims_recovered: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Ota {
@@ -64,6 +67,7 @@ impl Ota {
             notifier,
             clock,
             config: Arc::new(config),
+            claims_recovered: Arc::default(),
         }
     }
 

@@ -246,8 +246,9 @@ impl Ota {
         Ok(())
     }
 
-    /// Sends the deletion of the update attributes; a device that cannot be told now reads
-    /// its attributes when it comes back, so a failure here is not an error.
+    /// Sends the deletion of the update attributes through the outbox; a device that cannot
+    /// be told now reads its attributes when it comes back, so a failure here is not an
+    /// error.
     pub(super) async fn withdraw(&self, device: &Device, kind: PackageKind) {
         let notice = Notice::Withdrawal {
             tenant_id: device.tenant_id,
@@ -258,6 +259,6 @@ impl Ota {
                 .map(|k| k.to_string())
                 .collect(),
         };
-        let _ = self.notifier.notify(&notice).await;
+        let _ = self.send_notice(notice).await;
     }
 }

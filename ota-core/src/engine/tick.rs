@@ -2,14 +2,15 @@
 //! under the global pace.
 
 use super::{Ota, OtaError};
-use crate::ids::PackageId;
+use crate::ids::{CampaignId, PackageId};
 use crate::notifier::Notice;
 use crate::pacing::PaceState;
 use crate::package::Package;
-use crate::store::{ClaimRequest, QueueScope, StoreError, UpdateFilter};
-use crate::update::{EventSource, Outcome, Update, UpdateEvent, UpdateState};
+use crate::store::{
+    ClaimRequest, OutboxEntry, QueueScope, Release, StoreError, Transition, UpdateFilter,
+};
+use crate::update::{self, EventSource, Outcome, Update, UpdateEvent, UpdatePolicy, UpdateState};
 use crate::wire;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -27,27 +28,19 @@ pub struct TickReport {
     pub retried: u32,
     /// Queued updates released to their devices (INITIATED and notified).
     pub released: u32,
-    /// Notices the notifier could not hand over (the devices read them when they return).
+    /// Notices the notifier could not hand over (they stay in the outbox and are tried
+    /// again when their lease lapses).
     pub notify_failures: u32,
+    /// Notices delivered from the outbox that were not delivered when written (a crash cut
+    /// their delivery short, the transport failed, or another instance wrote them for a
+    /// device this one reaches).
+    pub redelivered: u32,
     /// Scheduled campaigns that started.
     pub campaigns_started: u32,
     /// Campaigns that ended (finished, or failed their error threshold).
     pub campaigns_ended: u32,
     /// Scheduled events that ran.
     pub schedules_run: u32,
-}
-
-impl TickReport {
-    /// Adds the counts of `other`.
-    fn absorb(&mut self, other: &TickReport) {
-        self.timed_out += other.timed_out;
-        self.retried += other.retried;
-        self.released += other.released;
-        self.notify_failures += other.notify_failures;
-        self.campaigns_started += other.campaigns_started;
-        self.campaigns_ended += other.campaigns_ended;
-        self.schedules_run += other.schedules_run;
-    }
 }
 
 impl Ota {
@@ -63,12 +56,23 @@ impl Ota {
     /// Does what is due at the clock's current time: fails updates whose state timed out,
     /// starts automatic retries, and releases queued updates as the global pace allows
     /// (notifying their devices). Safe to call from several engines sharing a store.
+    ///
+    /// Notices are delivered through the store's outbox: each release is written together
+    /// with its notice, and the tick ends by delivering what still waits there (notices of
+    /// releases whose delivery was cut short by a crash, see [`Ota::deliver_notices`]). The
+    /// first tick of an engine gives back the claims that an earlier process under the same
+    /// [`OtaConfig::instance_id`](super::OtaConfig::instance_id) left behind, so a restarted
+    /// engine takes its unfinished work again at once.
     pub async fn tick(&self) -> Result<TickReport, OtaError> {
         let mut report = TickReport::default();
+        self.recover_own_claims().await?;
         self.run_due(&mut report).await?;
         self.tick_schedules(&mut report).await?;
         self.tick_campaigns(&mut report).await?;
         self.release_direct(&mut report).await?;
+        let (delivered, failed) = self.deliver_notices().await?;
+        report.redelivered += delivered;
+        report.notify_failures += failed;
         Ok(report)
     }
 
@@ -222,10 +226,12 @@ impl Ota {
             .min(wanted))
     }
 
-    /// Dispatches the first `granted` of `claimed` (see [`Ota::dispatch`]), up to
-    /// [`OtaConfig::concurrency`](super::OtaConfig::concurrency) at once, and gives the claims
-    /// on the others back. Every update is handled even when one fails; the first error is
-    /// returned after.
+    /// Releases the first `granted` of `claimed` and gives the claims on the others back.
+    /// The releases (QUEUED -> INITIATED) are written in one store call together with their
+    /// notices ([`crate::store::NoticeOutbox::release_with_notices`]); the compare-and-set
+    /// makes sure one attempt is released once, whoever else tries. Then the notices this
+    /// instance reaches are handed to the notifier and marked delivered. Every update is
+    /// handled even when one fails; the first error is returned after.
     pub(super) async fn dispatch_batch(
         &self,
         claimed: &[Update],
@@ -233,8 +239,9 @@ impl Ota {
         report: &mut TickReport,
     ) -> Result<(), OtaError> {
         let granted = granted.min(claimed.len());
-        // Each package is read once per batch.
+        // Each package and policy is read once per batch.
         let mut packages: HashMap<PackageId, Option<Arc<Package>>> = HashMap::new();
+        let mut policies: HashMap<Option<CampaignId>, UpdatePolicy> = HashMap::new();
         for u in &claimed[..granted] {
             if let Entry::Vacant(slot) = packages.entry(u.package_id) {
                 match self.store.get_package(u.tenant_id, u.package_id).await {
@@ -243,27 +250,77 @@ impl Ota {
                     Err(e) => return Err(e.into()),
                 };
             }
+            if let Entry::Vacant(slot) = policies.entry(u.campaign_id) {
+                slot.insert(self.policy_for(u).await?);
+            }
         }
-        let packages = &packages;
-        let outcomes: Vec<Result<TickReport, OtaError>> =
-            futures_util::stream::iter(claimed[..granted].iter())
-                .map(|u| async move {
-                    let mut one = TickReport::default();
-                    let package = packages.get(&u.package_id).cloned().flatten();
-                    self.dispatch(u, package.as_deref(), &mut one)
-                        .await
-                        .map(|()| one)
-                })
-                .buffer_unordered(self.config.concurrency.max(1))
-                .collect()
-                .await;
-        let mut first_error = None;
-        for outcome in outcomes {
-            match outcome {
-                Ok(one) => report.absorb(&one),
-                Err(e) => {
-                    first_error.get_or_insert(e);
+        let now = self.now();
+        let reach = self.reach();
+        let lease = self.notice_lease();
+        let mut releases = Vec::new();
+        let mut alone = Vec::new();
+        for u in &claimed[..granted] {
+            let package = packages.get(&u.package_id).cloned().flatten();
+            let (Some(package), Some(policy)) = (package, policies.get(&u.campaign_id)) else {
+                alone.push(u);
+                continue;
+            };
+            match update::apply(u, &UpdateEvent::Dispatched, now, policy) {
+                Outcome::Applied {
+                    update: mut next,
+                    history,
+                } if next.state == UpdateState::Initiated => {
+                    next.wake_at = Self::wake_at(&next, now, policy);
+                    let notice = Notice::Update {
+                        tenant_id: next.tenant_id,
+                        device_id: next.device_id,
+                        kind: next.kind,
+                        attributes: wire::update_notice(&package),
+                    };
+                    let mine = reach.contains(next.device_id);
+                    releases.push(Release {
+                        transition: Transition {
+                            update: next,
+                            expected_revision: u.revision,
+                            history,
+                        },
+                        notice: OutboxEntry::new(notice, now),
+                        lease: mine.then(|| lease.clone()),
+                    });
                 }
+                _ => alone.push(u),
+            }
+        }
+        let mut first_error = None;
+        let mut to_deliver = Vec::new();
+        if !releases.is_empty() {
+            let answers = self.store.release_with_notices(&releases).await;
+            for (r, answer) in releases.into_iter().zip(answers) {
+                match answer {
+                    Ok(()) => {
+                        report.released += 1;
+                        if r.lease.is_some() {
+                            to_deliver.push(r.notice);
+                        }
+                    }
+                    // Another writer came first: the release is theirs.
+                    Err(StoreError::PreconditionFailed { .. }) => {}
+                    Err(e) => {
+                        first_error.get_or_insert(e.into());
+                    }
+                }
+            }
+        }
+        for u in alone {
+            let package = packages.get(&u.package_id).cloned().flatten();
+            if let Err(e) = self.dispatch_alone(u, package.as_deref()).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        match self.deliver(to_deliver).await {
+            Ok((_, failed)) => report.notify_failures += failed,
+            Err(e) => {
+                first_error.get_or_insert(e);
             }
         }
         for update in &claimed[granted..] {
@@ -274,38 +331,23 @@ impl Ota {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Moves a claimed QUEUED update to INITIATED and notifies its device. The compare-and-set
-    /// makes sure one attempt is notified once, whoever else tries. `package` is the update's
-    /// package, `None` when it no longer exists (the update fails).
-    async fn dispatch(
+    /// A claimed update that is not released after all: its package no longer exists (it
+    /// fails), or the state machine decided otherwise (recorded, claim given back).
+    async fn dispatch_alone(
         &self,
         update: &Update,
         package: Option<&Package>,
-        report: &mut TickReport,
     ) -> Result<(), OtaError> {
-        let Some(package) = package else {
-            let event = UpdateEvent::Fail {
+        let event = match package {
+            None => UpdateEvent::Fail {
                 source: EventSource::Server,
                 reason: format!("package {} no longer exists", update.package_id),
-            };
-            self.apply_once(update, &event).await?;
-            return Ok(());
+            },
+            Some(_) => UpdateEvent::Dispatched,
         };
-        match self.apply_once(update, &UpdateEvent::Dispatched).await? {
-            Some(Outcome::Applied { update: next, .. }) if next.state == UpdateState::Initiated => {
-                report.released += 1;
-                let notice = Notice::Update {
-                    tenant_id: next.tenant_id,
-                    device_id: next.device_id,
-                    kind: next.kind,
-                    attributes: wire::update_notice(package),
-                };
-                if self.notifier.notify(&notice).await.is_err() {
-                    report.notify_failures += 1;
-                }
-            }
+        match self.apply_once(update, &event).await? {
+            Some(Outcome::Applied { .. }) | None => {}
             Some(_) => self.release(update).await?,
-            None => {}
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod assignments;
 mod audit;
 mod campaigns;
 mod devices;
+mod outbox;
 mod pace;
 mod packages;
 mod schedules;

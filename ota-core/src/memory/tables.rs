@@ -91,6 +91,8 @@ pub(super) struct Tables {
     // Audit and paces.
     pub audit: Map<TenantId, BTreeMap<Uuid, AuditEntry>>,
     pub paces: Map<String, VersionedPace>,
+    // The notice outbox.
+    pub outbox: super::outbox::Outbox,
 }
 
 impl Tables {

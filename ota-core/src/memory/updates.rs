@@ -46,6 +46,31 @@ fn claimable<'a>(
         .map(|slot| slot.update.id)
 }
 
+/// Writes `update` if the stored revision is still `expected_revision`, with its history
+/// entry, dropping any claim on it.
+pub(super) fn apply_transition(
+    t: &mut Tables,
+    update: &Update,
+    expected_revision: u64,
+    history: &HistoryEntry,
+) -> Result<(), StoreError> {
+    let old = t.update(update.tenant_id, update.id)?.update.clone();
+    if old.revision != expected_revision {
+        return Err(StoreError::precondition(format!(
+            "update {} is at revision {}, not {expected_revision}",
+            update.id, old.revision
+        )));
+    }
+    t.unindex_update(&old);
+    t.index_update(update);
+    if let Some(slot) = t.updates.get_mut(&update.id) {
+        slot.update = update.clone();
+        slot.lease = None;
+    }
+    t.push_history(history.clone());
+    Ok(())
+}
+
 #[async_trait]
 impl UpdateStore for MemoryStore {
     async fn create_updates(&self, updates: &[Update]) -> Result<(), StoreError> {
@@ -99,22 +124,7 @@ impl UpdateStore for MemoryStore {
         expected_revision: u64,
         history: &HistoryEntry,
     ) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        let old = t.update(update.tenant_id, update.id)?.update.clone();
-        if old.revision != expected_revision {
-            return Err(StoreError::precondition(format!(
-                "update {} is at revision {}, not {expected_revision}",
-                update.id, old.revision
-            )));
-        }
-        t.unindex_update(&old);
-        t.index_update(update);
-        if let Some(slot) = t.updates.get_mut(&update.id) {
-            slot.update = update.clone();
-            slot.lease = None;
-        }
-        t.push_history(history.clone());
-        Ok(())
+        apply_transition(&mut self.lock(), update, expected_revision, history)
     }
 
     async fn append_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {

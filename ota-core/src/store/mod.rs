@@ -11,18 +11,21 @@ mod campaigns;
 mod content;
 mod devices;
 mod error;
+mod outbox;
 mod pace;
 mod packages;
 mod paging;
 mod schedules;
 mod updates;
 
+pub use crate::ids::NoticeId;
 pub use assignments::AssignmentStore;
 pub use audit_log::AuditStore;
 pub use campaigns::{skip_reason, CampaignStore, Materialized};
 pub use content::{ByteRange, ByteStream, ByteStreamExt, DEFAULT_READ_CHUNK};
 pub use devices::{DeviceSelector, DeviceStore};
 pub use error::StoreError;
+pub use outbox::{ClaimRecovery, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry, Release};
 pub use pace::{PaceStore, VersionedPace};
 pub use packages::PackageStore;
 pub use paging::{Page, PageRequest, MAX_PAGE_SIZE};
@@ -48,6 +51,8 @@ pub trait Store:
     + PaceStore
     + CampaignStore
     + ScheduleStore
+    + NoticeOutbox
+    + ClaimRecovery
 {
 }
 
@@ -60,5 +65,7 @@ impl<T> Store for T where
         + PaceStore
         + CampaignStore
         + ScheduleStore
+        + NoticeOutbox
+        + ClaimRecovery
 {
 }

@@ -234,11 +234,14 @@ impl Step<'_> {
 
     /// Fails the current attempt, scheduling an automatic retry when the policy allows one.
     fn failed(&self, text: String) -> Outcome {
+        self.failed_with(text, &self.policy.retry)
+    }
+
+    /// Fails the current attempt, scheduling an automatic retry when `retry` allows one.
+    fn failed_with(&self, text: String, retry: &super::RetryPolicy) -> Outcome {
         let mut next = self.to_state(UpdateState::Failed);
         next.error = Some(text.clone());
-        next.retry_at = self
-            .policy
-            .retry
+        next.retry_at = retry
             .backoff_after(next.attempt)
             .and_then(|wait| self.now.checked_add_signed(wait));
         let message = match next.retry_at {
@@ -296,7 +299,10 @@ impl Step<'_> {
                     .get(state)
                     .map(|d| format!(" after {} s", d.num_seconds()))
                     .unwrap_or_default();
-                self.failed(format!("timed out in {state}{limit}"))
+                self.failed_with(
+                    format!("timed out in {state}{limit}"),
+                    &self.policy.retry_after_timeout(state),
+                )
             }
             Some(due) => self.ignored(format!("{state} times out at {}", due.to_rfc3339())),
             None => self.ignored(format!("no timeout applies to {state}")),

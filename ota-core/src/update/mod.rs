@@ -33,6 +33,8 @@ mod tests;
 pub use event::{EventSource, ReportedStatus, UpdateEvent};
 pub use history::{HistoryEntry, HistoryOutcome};
 pub use machine::{apply, timeout_due, Outcome};
-pub use policy::{RetryPolicy, Timeouts, UpdatePolicy};
+pub use policy::{
+    RetryPolicy, Timeouts, UpdatePolicy, DEFAULT_INITIATED_TIMEOUT, DEFAULT_UNANSWERED_ATTEMPTS,
+};
 pub use record::Update;
 pub use state::{UnknownState, UpdateState};

@@ -124,14 +124,66 @@ impl RetryPolicy {
     }
 }
 
+/// How long an update may stay INITIATED (its device was told, and has reported nothing
+/// since) under the default policy: one hour.
+pub const DEFAULT_INITIATED_TIMEOUT: Duration = Duration::hours(1);
+
+/// Attempts in all, under the default policy, for an update whose device does not answer
+/// its notice: 3.
+pub const DEFAULT_UNANSWERED_ATTEMPTS: u32 = 3;
+
 /// The timeouts and retry policy that govern an update (a campaign's own, or the engine's
 /// default for direct assignments).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The default is a safety net for notices that get no answer: INITIATED times out after
+/// [`DEFAULT_INITIATED_TIMEOUT`], and such an attempt is retried (a new attempt is queued,
+/// released and notified again) up to [`DEFAULT_UNANSWERED_ATTEMPTS`] attempts in all, even
+/// though failures reported by devices are not retried by default. Notices are stored
+/// durably and delivered at least once (see [`crate::store::NoticeOutbox`]), so the net
+/// catches devices that were offline or dropped the notice, not lost notices. Set
+/// `timeouts` to [`Timeouts::none`] and `unanswered_attempts` to 1 to turn it off.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UpdatePolicy {
-    /// Timeouts per state.
-    #[serde(default)]
+    /// Timeouts per state. Default: INITIATED after [`DEFAULT_INITIATED_TIMEOUT`].
+    #[serde(default = "default_timeouts")]
     pub timeouts: Timeouts,
-    /// Automatic retries.
+    /// Automatic retries of failed attempts.
     #[serde(default)]
     pub retry: RetryPolicy,
+    /// Attempts in all (the first included) for an update whose attempts fail because the
+    /// device never answered the notice (INITIATED timed out), when that is more than
+    /// `retry.max_attempts`; the backoff is `retry`'s. 0 and 1 add nothing to `retry`.
+    /// Default: [`DEFAULT_UNANSWERED_ATTEMPTS`].
+    #[serde(default = "default_unanswered_attempts")]
+    pub unanswered_attempts: u32,
+}
+
+fn default_timeouts() -> Timeouts {
+    Timeouts::none().with(UpdateState::Initiated, DEFAULT_INITIATED_TIMEOUT)
+}
+
+fn default_unanswered_attempts() -> u32 {
+    DEFAULT_UNANSWERED_ATTEMPTS
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        Self {
+            timeouts: default_timeouts(),
+            retry: RetryPolicy::default(),
+            unanswered_attempts: DEFAULT_UNANSWERED_ATTEMPTS,
+        }
+    }
+}
+
+impl UpdatePolicy {
+    /// The retries that follow a failure of `state` timing out: `retry`, with at least
+    /// `unanswered_attempts` attempts when the device never answered (INITIATED).
+    pub fn retry_after_timeout(&self, state: UpdateState) -> RetryPolicy {
+        let mut retry = self.retry.clone();
+        if state == UpdateState::Initiated {
+            retry.max_attempts = retry.max_attempts.max(self.unanswered_attempts);
+        }
+        retry
+    }
 }

@@ -217,6 +217,79 @@ fn timeouts_fail_with_the_state_named() {
 }
 
 #[test]
+fn the_default_policy_retries_unanswered_notices_only() {
+    let policy = UpdatePolicy::default();
+    let mut u = initiated();
+    let limit = DEFAULT_INITIATED_TIMEOUT;
+    assert_eq!(timeout_due(&u, t0(), &policy.timeouts), Some(t0() + limit));
+    // INITIATED timing out fails the attempt and queues a new one, up to 3 attempts.
+    for attempt in 1..=DEFAULT_UNANSWERED_ATTEMPTS {
+        assert_eq!(u.attempt, attempt);
+        let since = u.state_changed_at;
+        let failed = applied(apply(
+            &u,
+            &UpdateEvent::CheckTimeout,
+            since + limit,
+            &policy,
+        ));
+        assert_eq!(failed.state, UpdateState::Failed);
+        assert!(failed.error.as_deref().unwrap().contains("INITIATED"));
+        let Some(at) = failed.retry_at else {
+            assert_eq!(
+                attempt, DEFAULT_UNANSWERED_ATTEMPTS,
+                "retried until the last"
+            );
+            return;
+        };
+        assert!(attempt < DEFAULT_UNANSWERED_ATTEMPTS);
+        let retry = UpdateEvent::Retry {
+            source: EventSource::Retry,
+        };
+        let queued = applied(apply(&failed, &retry, at, &policy));
+        assert_eq!(queued.state, UpdateState::Queued);
+        u = applied(apply(&queued, &UpdateEvent::Dispatched, at, &policy));
+    }
+    panic!("the last unanswered attempt is not retried");
+}
+
+#[test]
+fn the_default_policy_does_not_retry_device_failures_nor_other_timeouts() {
+    let policy = UpdatePolicy::default();
+    let downloading = applied(run(
+        &initiated(),
+        &report(UpdateState::Downloading),
+        &policy,
+    ));
+    let failed = applied(run(&downloading, &report(UpdateState::Failed), &policy));
+    assert_eq!(failed.state, UpdateState::Failed);
+    assert_eq!(failed.retry_at, None, "a device's failure is not retried");
+    assert_eq!(timeout_due(&downloading, t0(), &policy.timeouts), None);
+    let mut strict = UpdatePolicy::default();
+    strict.timeouts = strict
+        .timeouts
+        .with(UpdateState::Downloading, Duration::minutes(5));
+    let timed_out = applied(apply(
+        &downloading,
+        &UpdateEvent::CheckTimeout,
+        t0() + Duration::minutes(5),
+        &strict,
+    ));
+    assert_eq!(timed_out.state, UpdateState::Failed);
+    assert_eq!(timed_out.retry_at, None, "only INITIATED gets the net");
+    // A policy written without the new fields gets the net; one that names its timeouts
+    // keeps exactly those.
+    let old: UpdatePolicy = serde_json::from_str(
+        r#"{"retry": {"max_attempts": 1,
+        "initial_backoff": 1000, "multiplier": 2, "max_backoff": 60000}}"#,
+    )
+    .unwrap();
+    assert_eq!(old.timeouts, policy.timeouts);
+    assert_eq!(old.unanswered_attempts, DEFAULT_UNANSWERED_ATTEMPTS);
+    let none: UpdatePolicy = serde_json::from_str(r#"{"timeouts": {}}"#).unwrap();
+    assert_eq!(none.timeouts, Timeouts::none());
+}
+
+#[test]
 fn retries_back_off_exponentially_up_to_max_attempts() {
     let policy = UpdatePolicy {
         retry: RetryPolicy {
@@ -371,22 +444,26 @@ fn any_policy() -> impl Strategy<Value = UpdatePolicy> {
         0u32..5,
         0i64..10_000,
         0u32..5,
+        0u32..4,
     )
-        .prop_map(|(timeouts, max_attempts, backoff, multiplier)| {
-            let mut t = Timeouts::none();
-            for (s, ms) in timeouts {
-                t.set(s, Some(Duration::milliseconds(ms)));
-            }
-            UpdatePolicy {
-                timeouts: t,
-                retry: RetryPolicy {
-                    max_attempts,
-                    initial_backoff: Duration::milliseconds(backoff),
-                    multiplier,
-                    max_backoff: Duration::milliseconds(backoff * 4),
-                },
-            }
-        })
+        .prop_map(
+            |(timeouts, max_attempts, backoff, multiplier, unanswered_attempts)| {
+                let mut t = Timeouts::none();
+                for (s, ms) in timeouts {
+                    t.set(s, Some(Duration::milliseconds(ms)));
+                }
+                UpdatePolicy {
+                    timeouts: t,
+                    retry: RetryPolicy {
+                        max_attempts,
+                        initial_backoff: Duration::milliseconds(backoff),
+                        multiplier,
+                        max_backoff: Duration::milliseconds(backoff * 4),
+                    },
+                    unanswered_attempts,
+                }
+            },
+        )
 }
 
 proptest! {
