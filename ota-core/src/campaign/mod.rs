@@ -21,5 +21,7 @@ mod stats;
 
 pub use definition::{Campaign, CampaignError, CampaignSpec, CampaignTarget, DEFAULT_MAX_SPAN};
 pub use lifecycle::{CampaignState, IllegalTransition};
-pub use rollout::{ErrorThreshold, ThresholdAction, Wave, WaveAdvance, WaveSize};
+pub use rollout::{
+    ErrorThreshold, ThresholdAction, ThresholdBaseline, Wave, WaveAdvance, WaveSize,
+};
 pub use stats::{CampaignStats, StateCounts};
