@@ -244,10 +244,10 @@ impl Ota {
 
     /// A campaign's live update stands against older assignments, but it is checked again
     /// when its device changed: a package that is no longer compatible with the device's
-    /// profile is never released; the update is canceled (counted as canceled) instead.
+    /// profile is never released (nor installed on); the update is canceled (counted as
+    /// canceled, the device told when it had been notified) and a pending retry dropped.
     async fn recheck_campaign_update(&self, device: &Device, u: &Update) -> Result<(), OtaError> {
-        let waiting = u.state == crate::update::UpdateState::Queued || u.retry_at.is_some();
-        if !waiting {
+        if u.is_settled() {
             return Ok(());
         }
         let compatible = match self.store.get_package(u.tenant_id, u.package_id).await {
