@@ -13,6 +13,7 @@ mod config;
 mod error;
 mod fleet;
 mod packages;
+mod queries;
 mod reevaluate;
 mod reports;
 mod retry_guard;
@@ -22,8 +23,9 @@ mod transitions;
 
 pub use campaigns::ImportReport;
 pub use config::OtaConfig;
-pub use error::{OtaError, PackageUse};
+pub use error::{OtaError, PackageUse, Result};
 pub use packages::NewPackage;
+pub use queries::{LatestUpdates, UpdateHistory, MAX_HISTORY_PAGE};
 pub use reports::ReportOutcome;
 pub use tick::TickReport;
 
