@@ -105,7 +105,15 @@ pub struct IgnoredValue {
     pub value: String,
     /// Why it was not taken.
     pub reason: String,
+    /// Whether the value is malformed (a wrong type, out of range, an unknown state name),
+    /// rather than known device vocabulary that carries nothing for the engine (the `IDLE`
+    /// state ThingsBoard's SDKs report between updates).
+    pub malformed: bool,
 }
+
+/// `fw_state` / `sw_state` values devices send that are not update states but are not wrong
+/// either (ThingsBoard's SDKs report `IDLE` between updates).
+const IDLE_STATES: [&str; 1] = ["IDLE"];
 
 impl std::fmt::Display for IgnoredValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -225,6 +233,7 @@ fn parse_timestamped(entry: &RawObject<'_>, out: &mut Telemetry) -> Result<(), W
                     "expected an integer number of milliseconds, got {}",
                     describe(&other)
                 ),
+                malformed: true,
             });
             None
         }
@@ -261,11 +270,14 @@ fn parse_values(values: &RawObject<'_>, ts: Option<i64>, out: &mut Telemetry) {
                     Some(taken)
                 }
                 Err(reason) => {
+                    let idle = matches!(&value, Value::String(v)
+                        if IDLE_STATES.iter().any(|i| v.trim().eq_ignore_ascii_case(i)));
                     out.ignored.push(IgnoredValue {
                         kind: Some(kind),
                         key,
                         value: raw.get().to_string(),
                         reason,
+                        malformed: !idle,
                     });
                     None
                 }
@@ -639,6 +651,12 @@ mod tests {
         assert_eq!(t.ignored[0].key, "fw_state");
         assert_eq!(t.ignored[0].value, "\"IDLE\"");
         assert!(t.ignored[0].reason.contains("IDLE"), "{}", t.ignored[0]);
+        assert!(
+            !t.ignored[0].malformed,
+            "IDLE is device vocabulary, not bad input"
+        );
+        let t = parse_telemetry(br#"{"fw_state": "FLYING"}"#).expect("readable");
+        assert!(t.ignored[0].malformed);
     }
 
     #[test]

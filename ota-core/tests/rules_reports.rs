@@ -182,3 +182,26 @@ async fn a_version_alone_takes_the_update_title_when_none_is_known() {
     );
     assert_eq!(latest(&h, &d).await.state, UpdateState::Initiated);
 }
+
+#[tokio::test]
+async fn idle_alone_is_fine_and_a_payload_of_only_bad_values_is_a_recorded_error() {
+    let (h, d) = one_sent_update().await;
+    assert!(h
+        .ota
+        .handle_payload(&d, br#"{"fw_state": "IDLE"}"#)
+        .await
+        .unwrap()
+        .is_empty());
+    let err = h
+        .ota
+        .handle_payload(&d, br#"{"fw_progress": 101}"#)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("fw_progress"), "{err}");
+    let u = latest(&h, &d).await;
+    assert_eq!(u.state, UpdateState::Initiated);
+    let history = h.store.update_history(h.tenant, u.id).await.unwrap();
+    assert!(history
+        .iter()
+        .any(|e| e.message.as_deref().is_some_and(|m| m.contains("101"))));
+}

@@ -190,7 +190,9 @@ impl Ota {
 
     /// Handles a whole telemetry or attributes payload from a device. Values the payload
     /// could not give (see [`wire::parse_telemetry`]) are recorded in the history of the
-    /// device's latest update of their kind; the rest of the payload is handled.
+    /// device's latest update of their kind; the rest of the payload is handled. A payload of
+    /// which nothing could be taken because of malformed values (`{"fw_progress": 101}`) is
+    /// answered with [`OtaError::InvalidRequest`] naming them; `IDLE` alone is not an error.
     pub async fn handle_payload(
         &self,
         device: &Device,
@@ -201,6 +203,14 @@ impl Ota {
         })?;
         for ignored in &telemetry.ignored {
             self.record_ignored(device, ignored).await?;
+        }
+        if telemetry.reports.is_empty() && telemetry.ignored.iter().any(|i| i.malformed) {
+            // Nothing could be taken and something was wrong: a clear error for bad input
+            // (recorded all the same).
+            let problems: Vec<String> = telemetry.ignored.iter().map(|i| i.to_string()).collect();
+            return Err(OtaError::InvalidRequest {
+                message: problems.join("; "),
+            });
         }
         let mut outcomes = Vec::with_capacity(telemetry.reports.len());
         for report in &telemetry.reports {
