@@ -337,3 +337,35 @@ async fn error_thresholds_count_only_failures_whose_retries_are_exhausted() {
         Notice::Withdrawal { device_id, .. } if *device_id == devices[1].id
     )));
 }
+
+#[tokio::test]
+async fn an_operator_retry_never_revives_a_campaign_update_that_a_newer_assignment_replaced() {
+    let h = Harness::new(OtaConfig::default());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "4.0").await;
+    let b = h.package("fw", "1.0").await;
+    // The device runs 4.0; a campaign takes it to 1.0 and is replaced by a newer device
+    // assignment of 4.0 (what it runs: no new update, the campaign update canceled).
+    h.ota
+        .handle_report(h.tenant, d.id, &running("fw", "4.0"))
+        .await
+        .unwrap();
+    let c = h
+        .ota
+        .create_campaign(ACTOR, h.tenant, by_profile(&p, &b))
+        .await
+        .unwrap();
+    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    h.ota.tick().await.unwrap();
+    h.advance_ms(1_000);
+    assign_device(&h, &d, &a).await;
+    assert_eq!(latest(&h, &d).await.state, UpdateState::Canceled);
+    let err = h
+        .ota
+        .retry_update(ACTOR, h.tenant, d.id, PackageKind::Firmware)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("newer assignment"), "{err}");
+    assert!(live_updates(&h, &d).await.is_empty());
+}

@@ -139,6 +139,9 @@ pub enum Step {
     },
     /// Create one more device (in profile 0).
     NewDevice,
+    /// The engine restarts: a new engine instance over the same store (claims of the old one
+    /// wait out their lease).
+    Restart,
 }
 
 impl Step {
@@ -147,7 +150,7 @@ impl Step {
         let (a, b) = (usize::from(a), usize::from(b));
         let device = a % MAX_DEVICES;
         let pkg = b % VERSIONS.len();
-        match op % 17 {
+        match op % 18 {
             0 => Step::AssignDevice { device, pkg },
             1 => Step::AssignGroup { group: a % 2, pkg },
             2 => Step::AssignProfile {
@@ -192,6 +195,7 @@ impl Step {
                 mask: (b % 4) as u8,
             },
             15 => Step::NewDevice,
+            16 => Step::Restart,
             _ => Step::Tick {
                 millis: [500, 6_000, 70_000][b % 3],
             },
@@ -202,6 +206,7 @@ impl Step {
 /// A small fleet over one store, driven step by step.
 pub struct Interleaving {
     ota: Ota,
+    config: OtaConfig,
     store: Arc<dyn Store>,
     clock: Arc<ManualClock>,
     notifier: Arc<RecordingNotifier>,
@@ -236,7 +241,12 @@ impl Interleaving {
             ..OtaConfig::default()
         };
         config.global_pacing.max_in_progress = Some(3);
-        let ota = Ota::new(store.clone(), notifier.clone(), clock.clone(), config);
+        let ota = Ota::new(
+            store.clone(),
+            notifier.clone(),
+            clock.clone(),
+            config.clone(),
+        );
         let tenant = TenantId::new();
         let mut profiles = Vec::new();
         for name in ["p0", "p1"] {
@@ -261,6 +271,7 @@ impl Interleaving {
         }
         let mut world = Self {
             ota,
+            config,
             store,
             clock,
             notifier,
@@ -472,6 +483,18 @@ impl Interleaving {
             Step::Tick { millis } => {
                 self.clock.advance(Duration::milliseconds(*millis));
                 self.ota.tick().await.map(drop)
+            }
+            Step::Restart => {
+                let mut config = self.config.clone();
+                config.instance_id = format!("{}-restarted", self.config.instance_id);
+                self.config = config.clone();
+                self.ota = Ota::new(
+                    self.store.clone(),
+                    self.notifier.clone(),
+                    self.clock.clone(),
+                    config,
+                );
+                Ok(())
             }
             Step::NewDevice => {
                 if self.devices.len() < MAX_DEVICES {

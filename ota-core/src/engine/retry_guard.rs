@@ -13,7 +13,8 @@ impl Ota {
     /// - it is still the device's latest update of its kind (no newer update replaced it);
     /// - the device does not already run its target;
     /// - its package still exists and is compatible with the device's profile;
-    /// - a campaign's update: the campaign is RUNNING or PAUSED;
+    /// - a campaign's update: the campaign is RUNNING or PAUSED and no assignment newer than
+    ///   the update makes another package effective;
     /// - an update of no campaign: its package is still the device's effective package.
     pub(super) async fn retry_refusal(&self, failed: &Update) -> Result<Option<String>, OtaError> {
         let (tenant, kind) = (failed.tenant_id, failed.kind);
@@ -46,16 +47,28 @@ impl Ota {
                 "the package is not compatible with the device's profile".into(),
             ));
         }
+        let effective = self.effective_package(&device, kind).await?;
         match failed.campaign_id {
             Some(id) => match self.store.get_campaign(tenant, id).await {
                 Ok(c) if matches!(c.state, CampaignState::Running | CampaignState::Paused) => {
-                    Ok(None)
+                    match effective {
+                        // A newer assignment of another package replaced the campaign's work.
+                        Some((p, e))
+                            if e.assigned_at > failed.created_at && p.id != failed.package_id =>
+                        {
+                            Ok(Some(format!(
+                                "a newer assignment of {} {} replaced it",
+                                p.title, p.version
+                            )))
+                        }
+                        _ => Ok(None),
+                    }
                 }
                 Ok(c) => Ok(Some(format!("the campaign is {}", c.state))),
                 Err(e) if e.is_not_found() => Ok(Some("the campaign no longer exists".into())),
                 Err(e) => Err(e.into()),
             },
-            None => match self.effective_package(&device, kind).await? {
+            None => match effective {
                 Some((p, _)) if p.id == failed.package_id => Ok(None),
                 Some((p, _)) => Ok(Some(format!(
                     "the device's effective package is now {} {}",
