@@ -12,6 +12,27 @@
 //! An incompatible package is never effective: resolution falls through to the next level.
 //! Only assignments of the requested kind and of the device's tenant are considered.
 //!
+//! ## Who wins
+//!
+//! The engine keeps **at most one live update per device and kind** (live: not yet UPDATED,
+//! FAILED or CANCELED, or FAILED with an automatic retry pending). This table says which of
+//! two competing wishes a device ends up with. "Newer" and "older" compare the time of the
+//! assignment with the creation time of the update.
+//!
+//! | competing | who wins | what happens to the loser |
+//! | --- | --- | --- |
+//! | device-level vs group-level vs profile-level assignment | **device > group > profile** | the lower level is not effective while a higher one yields a compatible package |
+//! | two group assignments of the device's groups | the **most recent** compatible one (ties: smaller group id, then smaller assignment id) | not effective |
+//! | an assignment whose package is incompatible with the device's profile | **the next level** | never effective, never sent |
+//! | a live update vs a newly effective package | **the newer package** (latest assignment wins) | canceled ("replaced by ..."); a device that was told gets the withdrawal notice |
+//! | a live update vs the package the device already runs becoming effective | **what the device runs**: no new update | canceled, withdrawal notice if it was sent |
+//! | a campaign's update vs an assignment **older** than the update (a device moved, an older assignment re-evaluated) | **the campaign** | the assignment waits; re-evaluations never undo or downgrade a campaign's work |
+//! | a campaign's update vs an assignment **newer** than the update, to another package | **the assignment** | the campaign update is canceled (counted as canceled in the campaign) |
+//! | a campaign's update vs a newer assignment of the same package | **the update stands** | nothing to do |
+//! | a campaign's update vs its device moving to a profile the package does not support | **compatibility** | canceled with the reason "incompatible with the device's profile" (counted as canceled), never released |
+//! | a new campaign vs a device with a live update or a pending automatic retry | **the update in hand** | the device is skipped as busy |
+//! | a retry (automatic, operator, or a campaign's "retry all failed") vs a newer update, a changed effective package, an unassignment, an ended campaign, an incompatible package, or a device that already runs the target | **the current state of things** | the automatic retry is dropped (history says why), the operator's retry refused with the reason, the campaign retry skips the device |
+//!
 //! [`resolve`] answers for one device from a list of assignments; [`AssignmentIndex`] is built
 //! once from all assignments of a tenant and kind and answers in O(groups of the device), for
 //! resolving whole fleets.

@@ -15,7 +15,9 @@
 use crate::package::{Package, PackageKind, PackageSource, TitleVersion};
 use crate::update::UpdateState;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 
 /// What a device reported about one kind of package in one telemetry entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,204 +93,285 @@ pub enum WireError {
     MissingValues,
 }
 
-/// Parses a device telemetry payload into OTA reports.
+/// A value of a device payload that was not taken, with why. The rest of the payload is
+/// kept: one bad key never drops the other keys of its entry, nor the other kind's report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IgnoredValue {
+    /// The kind the key belongs to (`None` for `ts`).
+    pub kind: Option<PackageKind>,
+    /// The key (`fw_state`, `sw_progress`, `ts`, ...).
+    pub key: String,
+    /// The value as the device sent it (JSON text).
+    pub value: String,
+    /// Why it was not taken.
+    pub reason: String,
+    /// Whether the value is malformed (a wrong type, out of range, an unknown state name),
+    /// rather than known device vocabulary that carries nothing for the engine (the `IDLE`
+    /// state ThingsBoard's SDKs report between updates).
+    pub malformed: bool,
+}
+
+/// `fw_state` / `sw_state` values devices send that are not update states but are not wrong
+/// either (ThingsBoard's SDKs report `IDLE` between updates).
+const IDLE_STATES: [&str; 1] = ["IDLE"];
+
+impl std::fmt::Display for IgnoredValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} = {} ignored: {}", self.key, self.value, self.reason)
+    }
+}
+
+/// A parsed device payload: the OTA reports it holds and the values that were not taken.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Telemetry {
+    /// The reports, in payload order (per entry, firmware before software).
+    pub reports: Vec<DeviceReport>,
+    /// Known keys whose values could not be taken (an `fw_state` that is not an update state
+    /// such as `IDLE`, a progress of 101, ...), for the record.
+    pub ignored: Vec<IgnoredValue>,
+}
+
+/// Parses a device telemetry payload into OTA reports (see [`parse_telemetry`]; the ignored
+/// values are dropped).
+pub fn parse_reports(payload: &[u8]) -> Result<Vec<DeviceReport>, WireError> {
+    parse_telemetry(payload).map(|t| t.reports)
+}
+
+/// Parses a device telemetry payload into OTA reports and the values it could not take.
 ///
-/// The payload is UTF-8 JSON: an object of key/values, an object `{"ts": <ms>, "values":
-/// {..}}`, or an array of such timestamped objects (an empty array gives no reports). For each
-/// entry, in payload order, one report is produced per kind that has at least one of its keys
-/// (`{p}_state`, `current_{p}_title`, `current_{p}_version`, `{p}_error`, `{p}_progress` with
-/// `p` = `fw` or `sw`), firmware before software. Other keys are ignored, and so is a known key
-/// whose value is `null`.
+/// The payload is UTF-8 JSON, in any of ThingsBoard's forms: an object of key/values, an
+/// object `{"ts": <ms>, "values": {..}}`, or an array whose entries are either (an empty array
+/// gives no reports). For each entry, in payload order, one report is produced per kind that
+/// has at least one valid key (`{p}_state`, `current_{p}_title`, `current_{p}_version`,
+/// `{p}_error`, `{p}_progress` with `p` = `fw` or `sw`), firmware before software. Other keys
+/// are ignored, and so is a known key whose value is `null`.
 ///
 /// Values: `{p}_state` is a state name ([`UpdateState`], case-insensitive); titles and versions
-/// are strings, numbers being taken as their text (`2` gives `"2"`); `{p}_error` is a string;
-/// `{p}_progress` is an integer from 0 to 100, as a number or a string. `ts`, when present, is
-/// an integer.
-pub fn parse_reports(payload: &[u8]) -> Result<Vec<DeviceReport>, WireError> {
+/// are strings, or numbers taken as their exact text (`1.10` stays `1.10`, a 30-digit number
+/// keeps its 30 digits); `{p}_error` is a string; `{p}_progress` is a number from 0 to 100,
+/// fractions allowed and rounded down (`42.5` gives 42), as a number or a string. `ts`, when
+/// present, is an integer.
+///
+/// Devices' real payloads never lose data: a value that does not fit (an `fw_state` of `IDLE`,
+/// as ThingsBoard's SDKs send, a progress of 101, a title that is an object, a `ts` that is
+/// not an integer) is listed in [`Telemetry::ignored`] and the other keys are kept. Only a
+/// payload that cannot be read at all is an error: not UTF-8, not JSON, not an object or an
+/// array of objects, or a `{"ts", "values"}` entry whose `values` is not an object.
+pub fn parse_telemetry(payload: &[u8]) -> Result<Telemetry, WireError> {
     let text = std::str::from_utf8(payload).map_err(|_| WireError::NotUtf8)?;
-    let value: Value = serde_json::from_str(text).map_err(|e| WireError::InvalidJson {
+    let raw: &RawValue = serde_json::from_str(text).map_err(|e| WireError::InvalidJson {
         message: e.to_string(),
     })?;
-    let mut reports = Vec::new();
-    match value {
-        Value::Object(object) => {
+    let mut out = Telemetry::default();
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => {
+            let object = object_of(raw)?;
             if object.contains_key("ts") && object.contains_key("values") {
-                parse_timestamped(&object, &mut reports)?;
+                parse_timestamped(&object, &mut out)?;
             } else {
-                parse_values(&object, None, &mut reports)?;
+                parse_values(&object, None, &mut out);
             }
         }
-        Value::Array(entries) => {
-            for entry in &entries {
-                match entry {
-                    Value::Object(object) => parse_timestamped(object, &mut reports)?,
-                    other => {
-                        return Err(WireError::NotAnObject {
-                            found: array_of(other),
-                        })
-                    }
+        Some(b'[') => {
+            let entries: Vec<&RawValue> =
+                serde_json::from_str(raw.get()).map_err(|e| WireError::InvalidJson {
+                    message: e.to_string(),
+                })?;
+            for entry in entries {
+                if !entry.get().trim_start().starts_with('{') {
+                    return Err(WireError::NotAnObject {
+                        found: array_of(&leaf_of(entry)),
+                    });
+                }
+                let object = object_of(entry)?;
+                if object.contains_key("values") {
+                    parse_timestamped(&object, &mut out)?;
+                } else {
+                    // A plain object in an array, as ThingsBoard accepts it.
+                    parse_values(&object, None, &mut out);
                 }
             }
         }
-        other => {
+        _ => {
             return Err(WireError::NotAnObject {
-                found: type_name(&other),
+                found: type_name(&leaf_of(raw)),
             })
         }
     }
-    Ok(reports)
+    Ok(out)
+}
+
+/// An object's members with their values as raw JSON text (duplicate keys: the last wins).
+type RawObject<'a> = HashMap<String, &'a RawValue>;
+
+fn object_of(raw: &RawValue) -> Result<RawObject<'_>, WireError> {
+    serde_json::from_str(raw.get()).map_err(|e| WireError::InvalidJson {
+        message: e.to_string(),
+    })
+}
+
+/// The value of a raw JSON text (valid JSON always parses).
+fn leaf_of(raw: &RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or(Value::Null)
 }
 
 /// Parses `{"ts": .., "values": {..}}`.
-fn parse_timestamped(
-    entry: &Map<String, Value>,
-    reports: &mut Vec<DeviceReport>,
-) -> Result<(), WireError> {
+fn parse_timestamped(entry: &RawObject<'_>, out: &mut Telemetry) -> Result<(), WireError> {
     let values = match entry.get("values") {
-        Some(Value::Object(values)) => values,
+        Some(v) if v.get().trim_start().starts_with('{') => object_of(v)?,
         _ => return Err(WireError::MissingValues),
     };
-    let ts = match entry.get("ts") {
-        None | Some(Value::Null) => None,
-        Some(Value::Number(n)) => Some(n.as_i64().ok_or_else(|| WireError::InvalidValue {
-            key: "ts".to_string(),
-            message: format!("expected an integer number of milliseconds, got {n}"),
-        })?),
-        Some(other) => {
-            return Err(WireError::InvalidValue {
-                key: "ts".to_string(),
-                message: format!(
-                    "expected an integer number of milliseconds, got a {}",
-                    type_name(other)
+    let ts = match entry.get("ts").map(|v| (v, leaf_of(v))) {
+        None | Some((_, Value::Null)) => None,
+        Some((_, Value::Number(n))) if n.as_i64().is_some() => n.as_i64(),
+        Some((raw, other)) => {
+            out.ignored.push(IgnoredValue {
+                kind: None,
+                key: "ts".into(),
+                value: raw.get().to_string(),
+                reason: format!(
+                    "expected an integer number of milliseconds, got {}",
+                    describe(&other)
                 ),
-            })
+                malformed: true,
+            });
+            None
         }
     };
-    parse_values(values, ts, reports)
+    parse_values(&values, ts, out);
+    Ok(())
 }
 
+/// A value taken from a payload.
+enum Taken {
+    State(UpdateState),
+    Text(String),
+    Progress(u8),
+}
+
+/// Reads one key's raw value into what it means, or says why not.
+type Reader = fn(&RawValue, &Value) -> Result<Taken, String>;
+
 /// Parses one entry's key/values into at most one report per kind.
-fn parse_values(
-    values: &Map<String, Value>,
-    ts: Option<i64>,
-    reports: &mut Vec<DeviceReport>,
-) -> Result<(), WireError> {
+fn parse_values(values: &RawObject<'_>, ts: Option<i64>, out: &mut Telemetry) {
     for kind in PackageKind::ALL {
         let p = kind.prefix();
         let mut report = DeviceReport::empty(kind, ts);
         let mut any = false;
-
-        let key = format!("{p}_state");
-        if let Some(v) = present(values, &key) {
-            let name = expect_string(&key, v)?;
-            report.state = Some(name.parse().map_err(|e: crate::update::UnknownState| {
-                WireError::InvalidValue {
-                    key: key.clone(),
-                    message: e.to_string(),
+        let mut take = |key: String, read: Reader| -> Option<Taken> {
+            let raw = values.get(&key)?;
+            let value = leaf_of(raw);
+            if value.is_null() {
+                return None;
+            }
+            match read(raw, &value) {
+                Ok(taken) => {
+                    any = true;
+                    Some(taken)
                 }
-            })?);
-            any = true;
+                Err(reason) => {
+                    let idle = matches!(&value, Value::String(v)
+                        if IDLE_STATES.iter().any(|i| v.trim().eq_ignore_ascii_case(i)));
+                    out.ignored.push(IgnoredValue {
+                        kind: Some(kind),
+                        key,
+                        value: raw.get().to_string(),
+                        reason,
+                        malformed: !idle,
+                    });
+                    None
+                }
+            }
+        };
+        if let Some(Taken::State(s)) = take(format!("{p}_state"), read_state) {
+            report.state = Some(s);
         }
-        let key = format!("current_{p}_title");
-        if let Some(v) = present(values, &key) {
-            report.current_title = Some(expect_text(&key, v)?);
-            any = true;
+        if let Some(Taken::Text(t)) = take(format!("current_{p}_title"), read_text) {
+            report.current_title = Some(t);
         }
-        let key = format!("current_{p}_version");
-        if let Some(v) = present(values, &key) {
-            report.current_version = Some(expect_text(&key, v)?);
-            any = true;
+        if let Some(Taken::Text(t)) = take(format!("current_{p}_version"), read_text) {
+            report.current_version = Some(t);
         }
-        let key = format!("{p}_error");
-        if let Some(v) = present(values, &key) {
-            report.error = Some(expect_string(&key, v)?.to_string());
-            any = true;
+        if let Some(Taken::Text(t)) = take(format!("{p}_error"), read_error) {
+            report.error = Some(t);
         }
-        let key = format!("{p}_progress");
-        if let Some(v) = present(values, &key) {
-            report.progress = Some(expect_progress(&key, v)?);
-            any = true;
+        if let Some(Taken::Progress(n)) = take(format!("{p}_progress"), read_progress) {
+            report.progress = Some(n);
         }
-
         if any {
-            reports.push(report);
+            out.reports.push(report);
         }
     }
-    Ok(())
 }
 
-/// The value of `key` unless it is absent or `null`.
-fn present<'a>(values: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    values.get(key).filter(|v| !v.is_null())
-}
-
-fn expect_string<'a>(key: &str, value: &'a Value) -> Result<&'a str, WireError> {
-    value.as_str().ok_or_else(|| WireError::InvalidValue {
-        key: key.to_string(),
-        message: format!("expected a string, got a {}", type_name(value)),
-    })
-}
-
-/// A string, or a number taken as its text.
-fn expect_text(key: &str, value: &Value) -> Result<String, WireError> {
+fn read_state(_raw: &RawValue, value: &Value) -> Result<Taken, String> {
     match value {
-        Value::String(s) => Ok(s.clone()),
-        Value::Number(n) => Ok(n.to_string()),
-        other => Err(WireError::InvalidValue {
-            key: key.to_string(),
-            message: format!("expected a string or a number, got a {}", type_name(other)),
-        }),
+        Value::String(name) => name
+            .parse()
+            .map(Taken::State)
+            .map_err(|_| format!("{name:?} is not an update state")),
+        other => Err(format!("expected a state name, got {}", describe(other))),
     }
 }
 
-fn expect_progress(key: &str, value: &Value) -> Result<u8, WireError> {
-    let invalid = |message: String| WireError::InvalidValue {
-        key: key.to_string(),
-        message,
-    };
+/// A string, or a number taken as its exact text.
+fn read_text(raw: &RawValue, value: &Value) -> Result<Taken, String> {
+    match value {
+        Value::String(s) => Ok(Taken::Text(s.clone())),
+        Value::Number(_) => Ok(Taken::Text(raw.get().trim().to_string())),
+        other => Err(format!(
+            "expected a string or a number, got {}",
+            describe(other)
+        )),
+    }
+}
+
+fn read_error(_raw: &RawValue, value: &Value) -> Result<Taken, String> {
+    match value {
+        Value::String(s) => Ok(Taken::Text(s.clone())),
+        other => Err(format!("expected a string, got {}", describe(other))),
+    }
+}
+
+fn read_progress(_raw: &RawValue, value: &Value) -> Result<Taken, String> {
     let percent = match value {
-        Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                u
-            } else if n.is_i64() {
-                return Err(invalid(format!("{n} is not a percentage from 0 to 100")));
-            } else {
-                return Err(invalid(format!(
-                    "expected an integer from 0 to 100, got {n}"
-                )));
-            }
-        }
+        Value::Number(n) => n.as_f64(),
         Value::String(s) => {
-            let trimmed = s.trim();
-            if trimmed.starts_with('-')
-                && trimmed.len() > 1
-                && trimmed[1..].bytes().all(|b| b.is_ascii_digit())
-            {
-                return Err(invalid(format!(
-                    "{trimmed} is not a percentage from 0 to 100"
-                )));
+            let t = s.trim();
+            // Plain decimal notation only: an optional sign, digits, at most one point.
+            let digits = t.strip_prefix('-').unwrap_or(t);
+            let plain = !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+                && digits.bytes().filter(|b| *b == b'.').count() <= 1
+                && digits.bytes().any(|b| b.is_ascii_digit());
+            if plain {
+                t.parse::<f64>().ok()
+            } else {
+                None
             }
-            if trimmed.is_empty() || !trimmed.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid(format!(
-                    "expected an integer from 0 to 100, got {s:?}"
-                )));
-            }
-            // All digits: only too many of them can fail, and that is out of range anyway.
-            trimmed.parse::<u64>().unwrap_or(u64::MAX)
         }
         other => {
-            return Err(invalid(format!(
-                "expected an integer from 0 to 100, got a {}",
-                type_name(other)
-            )))
+            return Err(format!(
+                "expected a number from 0 to 100, got {}",
+                describe(other)
+            ))
         }
     };
-    match u8::try_from(percent) {
-        Ok(p) if p <= 100 => Ok(p),
-        _ => Err(invalid(format!(
-            "{percent} is not a percentage from 0 to 100"
-        ))),
+    match percent {
+        Some(p) if (0.0..=100.0).contains(&p) => Ok(Taken::Progress(p.floor() as u8)),
+        _ => Err("not a percentage from 0 to 100".into()),
     }
+}
+
+/// "a string", "an object", ... for messages.
+fn describe(value: &Value) -> String {
+    let name = type_name(value);
+    let article = if matches!(name.as_bytes().first(), Some(b'a' | b'o')) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
 }
 
 fn type_name(value: &Value) -> &'static str {
@@ -301,7 +384,6 @@ fn type_name(value: &Value) -> &'static str {
         Value::Object(_) => "object",
     }
 }
-
 fn array_of(element: &Value) -> &'static str {
     match element {
         Value::Null => "array of nulls",
@@ -390,13 +472,6 @@ mod tests {
 
     fn report(kind: PackageKind, ts: Option<i64>) -> DeviceReport {
         DeviceReport::empty(kind, ts)
-    }
-
-    fn invalid_key(result: Result<Vec<DeviceReport>, WireError>) -> String {
-        match result {
-            Err(WireError::InvalidValue { key, .. }) => key,
-            other => panic!("expected InvalidValue, got {other:?}"),
-        }
     }
 
     #[test]
@@ -515,6 +590,15 @@ mod tests {
         assert_eq!(parse(json!([])), Ok(vec![]));
     }
 
+    fn ignored_keys(payload: Value) -> Vec<String> {
+        parse_telemetry(payload.to_string().as_bytes())
+            .expect("readable payload")
+            .ignored
+            .into_iter()
+            .map(|i| i.key)
+            .collect()
+    }
+
     #[test]
     fn progress_bounds() {
         for (value, expected) in [
@@ -522,6 +606,8 @@ mod tests {
             (json!(100), 100),
             (json!("55"), 55),
             (json!(" 7 "), 7),
+            (json!(42.5), 42),
+            (json!("99.9"), 99),
         ] {
             let reports = parse(json!({ "fw_progress": value })).expect("valid progress");
             assert_eq!(reports[0].progress, Some(expected));
@@ -529,22 +615,99 @@ mod tests {
         for bad in [
             json!(101),
             json!(-1),
-            json!(12.5),
+            json!(100.5),
             json!("101"),
             json!("-3"),
             json!("1e2"),
             json!(""),
+            json!("."),
             json!("99999999999999999999999"),
             json!(u64::MAX),
             json!(true),
             json!([50]),
         ] {
+            let payload = json!({ "sw_progress": bad, "sw_state": "DOWNLOADING" });
+            assert_eq!(ignored_keys(payload.clone()), vec!["sw_progress"], "{bad}");
+            let reports = parse(payload).expect("the rest is kept");
             assert_eq!(
-                invalid_key(parse(json!({ "sw_progress": bad }))),
-                "sw_progress",
+                (reports[0].state, reports[0].progress),
+                (Some(UpdateState::Downloading), None),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_state_is_ignored_and_the_rest_kept() {
+        // ThingsBoard's Python SDK reports IDLE between updates.
+        let t = parse_telemetry(
+            br#"{"fw_state": "IDLE", "current_fw_title": "fw", "current_fw_version": "1.0"}"#,
+        )
+        .expect("readable");
+        assert_eq!(t.reports.len(), 1);
+        assert_eq!(t.reports[0].state, None);
+        assert_eq!(t.reports[0].current(), Some(TitleVersion::new("fw", "1.0")));
+        assert_eq!(t.ignored.len(), 1);
+        assert_eq!(t.ignored[0].key, "fw_state");
+        assert_eq!(t.ignored[0].value, "\"IDLE\"");
+        assert!(t.ignored[0].reason.contains("IDLE"), "{}", t.ignored[0]);
+        assert!(
+            !t.ignored[0].malformed,
+            "IDLE is device vocabulary, not bad input"
+        );
+        let t = parse_telemetry(br#"{"fw_state": "FLYING"}"#).expect("readable");
+        assert!(t.ignored[0].malformed);
+    }
+
+    #[test]
+    fn one_bad_key_never_drops_the_other_kind() {
+        let t = parse_telemetry(
+            br#"{"fw_state": "DOWNLOADING", "fw_progress": 30, "sw_progress": 101}"#,
+        )
+        .expect("readable");
+        assert_eq!(
+            t.reports,
+            vec![DeviceReport {
+                state: Some(UpdateState::Downloading),
+                progress: Some(30),
+                ..report(PackageKind::Firmware, None)
+            }]
+        );
+        assert_eq!(t.ignored[0].kind, Some(PackageKind::Software));
+    }
+
+    #[test]
+    fn versions_sent_as_numbers_keep_their_exact_text() {
+        let t = parse_telemetry(
+            br#"{"current_fw_title": 7, "current_fw_version": 1.10,
+                 "current_sw_title": "app", "current_sw_version": 123456789012345678901234567890.50}"#,
+        )
+        .expect("readable");
+        assert_eq!(t.reports[0].current(), Some(TitleVersion::new("7", "1.10")));
+        assert_eq!(
+            t.reports[1].current_version.as_deref(),
+            Some("123456789012345678901234567890.50")
+        );
+        assert!(t.ignored.is_empty());
+    }
+
+    #[test]
+    fn arrays_of_plain_objects_are_accepted() {
+        let reports = parse(json!([
+            {"fw_state": "DOWNLOADING"},
+            {"ts": 5, "values": {"fw_state": "DOWNLOADED"}},
+            {"ts": 6, "fw_state": "VERIFIED"},
+        ]))
+        .expect("valid");
+        let states: Vec<_> = reports.iter().map(|r| (r.ts, r.state)).collect();
+        assert_eq!(
+            states,
+            vec![
+                (None, Some(UpdateState::Downloading)),
+                (Some(5), Some(UpdateState::Downloaded)),
+                (None, Some(UpdateState::Verified)),
+            ]
+        );
     }
 
     #[test]
@@ -593,37 +756,31 @@ mod tests {
     }
 
     #[test]
-    fn error_invalid_value() {
-        assert_eq!(
-            invalid_key(parse(json!({"fw_state": "EXPLODED"}))),
-            "fw_state"
+    fn invalid_values_are_listed_and_never_fail_the_payload() {
+        for (payload, key) in [
+            (json!({"fw_state": "EXPLODED"}), "fw_state"),
+            (json!({"fw_state": 3}), "fw_state"),
+            (json!({"current_sw_title": true}), "current_sw_title"),
+            (
+                json!({"current_fw_version": {"major": 1}}),
+                "current_fw_version",
+            ),
+            (json!({"sw_error": 500}), "sw_error"),
+            (json!({"ts": "yesterday", "values": {}}), "ts"),
+            (json!([{"ts": 1.5, "values": {}}]), "ts"),
+        ] {
+            assert_eq!(ignored_keys(payload.clone()), vec![key], "{payload}");
+        }
+        let t = parse_telemetry(br#"{"fw_state": "EXPLODED"}"#).expect("readable");
+        let text = t.ignored[0].to_string();
+        assert!(
+            text.contains("fw_state") && text.contains("EXPLODED"),
+            "{text}"
         );
-        assert_eq!(invalid_key(parse(json!({"fw_state": 3}))), "fw_state");
-        assert_eq!(
-            invalid_key(parse(json!({"current_sw_title": true}))),
-            "current_sw_title"
-        );
-        assert_eq!(
-            invalid_key(parse(json!({"current_fw_version": {"major": 1}}))),
-            "current_fw_version"
-        );
-        assert_eq!(invalid_key(parse(json!({"sw_error": 500}))), "sw_error");
-        assert_eq!(
-            invalid_key(parse(json!({"ts": "yesterday", "values": {}}))),
-            "ts"
-        );
-        assert_eq!(invalid_key(parse(json!([{"ts": 1.5, "values": {}}]))), "ts");
-        let err = parse(json!({"fw_state": "EXPLODED"})).expect_err("unknown state");
-        assert!(err.to_string().contains("fw_state"), "{err}");
-        assert!(err.to_string().contains("EXPLODED"), "{err}");
     }
 
     #[test]
     fn error_missing_values() {
-        assert_eq!(
-            parse(json!([{"ts": 1, "fw_state": "UPDATED"}])),
-            Err(WireError::MissingValues)
-        );
         assert_eq!(
             parse(json!([{"ts": 1, "values": [1]}])),
             Err(WireError::MissingValues)

@@ -50,7 +50,8 @@ const CLASSIFY: &str = "cand AS (
                     THEN c.fw_title = $9 AND c.fw_version = $10
                     ELSE c.sw_title = $9 AND c.sw_version = $10 END, false) THEN 2
             WHEN EXISTS (SELECT 1 FROM ota_updates u WHERE u.device_id = c.id AND u.kind = $7
-                    AND u.state NOT IN ('UPDATED', 'FAILED', 'CANCELED')) THEN 3
+                    AND (u.state NOT IN ('UPDATED', 'FAILED', 'CANCELED')
+                         OR (u.state = 'FAILED' AND u.retry_at IS NOT NULL))) THEN 3
             ELSE 0 END AS reason
         FROM cand c
     )";
@@ -106,6 +107,17 @@ async fn lock_campaign(
     found
         .map(|_| ())
         .ok_or_else(|| StoreError::not_found("campaign", id))
+}
+
+/// When a fresh QUEUED update of `campaign` created at `now` times out, as nanoseconds.
+fn queued_wake_at(campaign: &Campaign, now: Timestamp) -> Option<i64> {
+    campaign
+        .spec
+        .policy
+        .timeouts
+        .get(UpdateState::Queued)
+        .and_then(|d| now.checked_add_signed(d))
+        .map(ns)
 }
 
 fn decode_all(docs: Vec<serde_json::Value>) -> Result<Vec<Campaign>, StoreError> {
@@ -213,6 +225,47 @@ impl CampaignStore for PgStore {
         .await
         .map_err(map)?;
         decode_all(docs)
+    }
+
+    async fn ended_campaigns_with_live_updates(&self) -> Result<Vec<Campaign>, StoreError> {
+        let docs = sqlx::query_scalar(
+            "SELECT c.doc FROM ota_campaigns c
+             WHERE c.state IN ('FINISHED', 'STOPPED', 'FAILED', 'ARCHIVED')
+               AND c.id IN (SELECT k.campaign_id FROM ota_campaign_counts k
+                            WHERE k.n > 0 AND k.state NOT IN ('UPDATED', 'FAILED', 'CANCELED'))
+             ORDER BY c.id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map)?;
+        decode_all(docs)
+    }
+
+    async fn copy_campaign_devices(
+        &self,
+        tenant: TenantId,
+        from: CampaignId,
+        to: CampaignId,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map)?;
+        lock_campaign(&mut tx, tenant, from).await?;
+        lock_campaign(&mut tx, tenant, to).await?;
+        sqlx::query("DELETE FROM ota_campaign_devices WHERE campaign_id = $1")
+            .bind(to.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
+        let copied = sqlx::query(
+            "INSERT INTO ota_campaign_devices (campaign_id, device_id)
+             SELECT $2, device_id FROM ota_campaign_devices WHERE campaign_id = $1",
+        )
+        .bind(from.0)
+        .bind(to.0)
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+        tx.commit().await.map_err(map)?;
+        Ok(copied.rows_affected())
     }
 
     async fn set_campaign_devices(
@@ -339,9 +392,10 @@ impl CampaignStore for PgStore {
                  ins AS (
                     INSERT INTO ota_updates (id, tenant_id, device_id, kind, package_id,
                         target_title, target_version, campaign_id, wave, state, attempt,
-                        created_at, state_changed_at, updated_at, revision)
+                        created_at, state_changed_at, updated_at, revision, wake_at)
                     SELECT ota_uuid_v7(), $1, n.id, $7, $11, $9, $10, $2,
-                        width_bucket(n.rn, $12::bigint[]) - 1, 'QUEUED', 1, $13, $13, $13, 0
+                        width_bucket(n.rn, $12::bigint[]) - 1, 'QUEUED', 1, $13, $13, $13, 0,
+                        $14::bigint
                     FROM numbered n
                     RETURNING campaign_id, wave, state
                  )
@@ -352,6 +406,7 @@ impl CampaignStore for PgStore {
                 .bind(package.id.0)
                 .bind(&starts)
                 .bind(ns(now))
+                .bind(queued_wake_at(campaign, now))
                 .execute(&mut *tx)
                 .await
                 .map_err(map)?;
@@ -416,7 +471,8 @@ impl CampaignStore for PgStore {
         }
         let busy: Option<bool> = sqlx::query_scalar(
             "SELECT true FROM ota_updates WHERE device_id = $1 AND kind = $2
-             AND state NOT IN ('UPDATED', 'FAILED', 'CANCELED') LIMIT 1",
+             AND (state NOT IN ('UPDATED', 'FAILED', 'CANCELED')
+                  OR (state = 'FAILED' AND retry_at IS NOT NULL)) LIMIT 1",
         )
         .bind(device.id.0)
         .bind(name_of(&package.kind))
@@ -436,6 +492,8 @@ impl CampaignStore for PgStore {
             now,
         );
         update.wave = campaign.current_wave;
+        update.wake_at =
+            ota_core::update::timeout_due(&update, now, &campaign.spec.policy.timeouts);
         match crate::updates::insert_batch(&mut tx, std::slice::from_ref(&update)).await {
             Ok(()) => {}
             // Another writer gave the device an unfinished update meanwhile: skipped.

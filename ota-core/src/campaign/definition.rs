@@ -1,6 +1,6 @@
 //! What a campaign is: the operator's [`CampaignSpec`] and the stored [`Campaign`].
 
-use super::rollout::{ErrorThreshold, Wave};
+use super::rollout::{ErrorThreshold, ThresholdBaseline, Wave};
 use super::CampaignState;
 use crate::clock::Timestamp;
 use crate::ids::{CampaignId, GroupId, PackageId, ProfileId, TenantId};
@@ -280,6 +280,10 @@ pub struct Campaign {
     pub started_at: Option<Timestamp>,
     /// When it ended.
     pub ended_at: Option<Timestamp>,
+    /// Set when an operator resumes a campaign its error threshold paused: the threshold
+    /// then counts only devices that finish after the resume.
+    #[serde(default)]
+    pub threshold_baseline: Option<ThresholdBaseline>,
     /// Incremented by every stored change; the compare-and-set token.
     pub revision: u64,
 }
@@ -309,6 +313,7 @@ impl Campaign {
             updated_at: now,
             started_at: None,
             ended_at: None,
+            threshold_baseline: None,
             revision: 0,
         }
     }

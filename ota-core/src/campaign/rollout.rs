@@ -2,6 +2,7 @@
 
 use super::StateCounts;
 use crate::clock::Timestamp;
+use crate::update::UpdateState;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
@@ -190,10 +191,41 @@ impl ErrorThreshold {
     }
 }
 
+/// What had finished when an operator resumed a campaign that its error threshold paused.
+/// From then on the threshold counts only the devices that finish after the resume, so a
+/// resumed campaign keeps running until new failures cross the threshold again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThresholdBaseline {
+    /// Final failures (no automatic retry pending) at the resume.
+    pub failed: u64,
+    /// UPDATED devices at the resume.
+    pub successful: u64,
+}
+
+impl ErrorThreshold {
+    /// The action due, counting only final failures: `pending_retries` of the FAILED count
+    /// still have an automatic retry pending and are not counted (as failed nor as finished)
+    /// until their retries are exhausted. With a `baseline`, only what finished after it
+    /// counts.
+    pub fn decide_final(
+        &self,
+        counts: &StateCounts,
+        pending_retries: u64,
+        baseline: Option<&ThresholdBaseline>,
+    ) -> Option<ThresholdAction> {
+        let mut c = *counts;
+        c.remove(UpdateState::Failed, pending_retries);
+        if let Some(b) = baseline {
+            c.remove(UpdateState::Failed, b.failed);
+            c.remove(UpdateState::Updated, b.successful);
+        }
+        self.decide(&c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::update::UpdateState;
     use proptest::prelude::*;
 
     fn counts(updated: u64, failed: u64, queued: u64) -> StateCounts {

@@ -18,6 +18,7 @@ mod campaigns;
 mod content;
 mod devices;
 mod fixtures;
+pub mod interleaving;
 mod misc;
 mod outbox;
 mod packages;

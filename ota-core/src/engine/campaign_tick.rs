@@ -8,9 +8,14 @@ use crate::campaign::{Campaign, CampaignState, ThresholdAction};
 use crate::store::{ClaimRequest, PageRequest, QueueScope, UpdateFilter};
 use crate::update::UpdateState;
 
+/// How a pause or failure by the error threshold is explained (the start of the campaign's
+/// `state_reason`).
+pub(super) const THRESHOLD_REASON: &str = "error threshold reached";
+
 impl Ota {
     /// What a tick does for every active campaign.
     pub(super) async fn tick_campaigns(&self, report: &mut TickReport) -> Result<(), OtaError> {
+        self.resume_campaign_endings(report).await?;
         for c in self.store.active_campaigns().await? {
             match self.tick_campaign(c, report).await {
                 Ok(()) => {}
@@ -33,27 +38,27 @@ impl Ota {
             return Ok(());
         }
         if c.spec.finish_at.is_some_and(|at| at <= now) {
-            let c = self
-                .set_campaign_state(
-                    tenant,
-                    id,
-                    CampaignState::Finished,
-                    Some("the finish time came".into()),
-                )
-                .await?;
-            self.cancel_campaign_updates(&c, "the campaign's finish time came", true)
-                .await?;
+            self.end_campaign(
+                tenant,
+                id,
+                CampaignState::Finished,
+                "the finish time came".into(),
+            )
+            .await?;
             report.campaigns_ended += 1;
             return Ok(());
         }
         let stats = self.store.campaign_stats(tenant, id).await?;
         if let Some(threshold) = &c.spec.error_threshold {
-            if c.state == CampaignState::Running {
-                if let Some(action) = threshold.decide(&stats.counts) {
+            if c.state == CampaignState::Running && threshold.decide(&stats.counts).is_some() {
+                // Only final failures count: attempts waiting for an automatic retry do not.
+                let pending = self.count_pending_retries(&c).await?;
+                let baseline = c.threshold_baseline.as_ref();
+                if let Some(action) = threshold.decide_final(&stats.counts, pending, baseline) {
                     let reason = format!(
-                        "error threshold reached: {} failed of {} finished",
-                        stats.counts.failed(),
-                        stats.counts.finished()
+                        "{THRESHOLD_REASON}: {} failed of {} finished",
+                        stats.counts.failed() - pending,
+                        stats.counts.finished() - pending
                     );
                     match action {
                         ThresholdAction::Pause => {
@@ -66,15 +71,8 @@ impl Ota {
                             .await?;
                         }
                         ThresholdAction::Fail => {
-                            let c = self
-                                .set_campaign_state(tenant, id, CampaignState::Failed, Some(reason))
+                            self.end_campaign(tenant, id, CampaignState::Failed, reason)
                                 .await?;
-                            self.cancel_campaign_updates(
-                                &c,
-                                "the campaign failed its error threshold",
-                                false,
-                            )
-                            .await?;
                             report.campaigns_ended += 1;
                         }
                     }
@@ -104,8 +102,14 @@ impl Ota {
                     .await?;
             }
         }
+        // A dynamic campaign runs until its finish time or an operator's stop: devices that
+        // join its target later are taken.
         let settled = stats.counts.not_started() == 0 && stats.counts.ongoing() == 0;
-        if c.in_last_wave() && settled && !self.campaign_has_pending_retry(&c).await? {
+        if !c.spec.dynamic
+            && c.in_last_wave()
+            && settled
+            && self.count_pending_retries(&c).await? == 0
+        {
             self.set_campaign_state(
                 tenant,
                 id,
@@ -127,24 +131,24 @@ impl Ota {
         c.spec.windows.is_empty() || c.spec.windows.iter().any(|w| w.contains(now))
     }
 
-    async fn campaign_has_pending_retry(&self, c: &Campaign) -> Result<bool, OtaError> {
+    /// How many FAILED updates of the campaign wait for an automatic retry.
+    pub(super) async fn count_pending_retries(&self, c: &Campaign) -> Result<u64, OtaError> {
         if c.spec.policy.retry.max_attempts <= 1 {
-            return Ok(false);
+            return Ok(0);
         }
         let filter = UpdateFilter {
             campaign_id: Some(c.id),
             states: vec![UpdateState::Failed],
             ..UpdateFilter::default()
         };
+        let mut n = 0u64;
         let mut page = PageRequest::first(1_000);
         loop {
             let got = self.store.list_updates(c.tenant_id, &filter, page).await?;
-            if got.items.iter().any(|u| u.retry_at.is_some()) {
-                return Ok(true);
-            }
+            n += got.items.iter().filter(|u| u.retry_at.is_some()).count() as u64;
             match got.next {
                 Some(next) => page = next,
-                None => return Ok(false),
+                None => return Ok(n),
             }
         }
     }

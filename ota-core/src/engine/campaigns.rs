@@ -3,11 +3,11 @@
 
 use super::{Ota, OtaError};
 use crate::campaign::device_list::{self, SkippedRow};
-use crate::campaign::{Campaign, CampaignSpec, CampaignState, CampaignStats};
+use crate::campaign::{Campaign, CampaignError, CampaignSpec, CampaignState, CampaignStats};
 use crate::device::Device;
 use crate::ids::{CampaignId, DeviceId, TenantId};
-use crate::store::{PageRequest, StoreError, Transition, UpdateFilter};
-use crate::update::{self, EventSource, Outcome, UpdateEvent, UpdateState};
+use crate::store::{PageRequest, StoreError, UpdateFilter};
+use crate::update::{EventSource, UpdateEvent, UpdateState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -113,28 +113,9 @@ impl Ota {
             source.spec.target,
             crate::campaign::CampaignTarget::DeviceList
         ) {
-            let mut ids = Vec::new();
-            let mut page = PageRequest::first(crate::store::MAX_PAGE_SIZE);
-            // The source's list is not listable directly: its updates (once started) or its
-            // stored list are the same devices; the stored list is copied by re-reading the
-            // devices that were materialized, or nothing for a draft without updates.
-            loop {
-                let filter = UpdateFilter {
-                    campaign_id: Some(source.id),
-                    ..UpdateFilter::default()
-                };
-                let got = self.store.list_updates(tenant, &filter, page).await?;
-                ids.extend(got.items.iter().map(|u| u.device_id));
-                match got.next {
-                    Some(next) => page = next,
-                    None => break,
-                }
-            }
-            if !ids.is_empty() {
-                self.store
-                    .set_campaign_devices(tenant, copy.id, &ids)
-                    .await?;
-            }
+            self.store
+                .copy_campaign_devices(tenant, source.id, copy.id)
+                .await?;
         }
         Ok(copy)
     }
@@ -225,6 +206,21 @@ impl Ota {
         let campaign = self.store.get_campaign(tenant, id).await?;
         campaign.spec.validate(self.config.campaign_max_span)?;
         let now = self.now();
+        // Started by hand (no start time, or one already past): the span counts from now.
+        if campaign.spec.start_at.is_none_or(|at| at <= now) {
+            if let Some(finish) = campaign.spec.finish_at {
+                if finish <= now {
+                    return Err(CampaignError::FinishBeforeStart { start: now, finish }.into());
+                }
+                if finish - now > self.config.campaign_max_span {
+                    return Err(CampaignError::SpanTooLong {
+                        span_days: (finish - now).num_days(),
+                        max_days: self.config.campaign_max_span.num_days(),
+                    }
+                    .into());
+                }
+            }
+        }
         let result = match campaign.spec.start_at {
             Some(at) if at > now => {
                 self.set_campaign_state(tenant, id, CampaignState::Scheduled, None)
@@ -264,15 +260,51 @@ impl Ota {
         Ok(c)
     }
 
-    /// Resumes a PAUSED campaign.
+    /// Resumes a PAUSED campaign (any other state answers with the illegal-transition error
+    /// naming it). After a pause by the error threshold, the threshold counts only devices
+    /// that finish after the resume: the campaign runs on until new failures cross it again.
     pub async fn resume_campaign(
         &self,
         actor: &str,
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<Campaign, OtaError> {
+        let current = self.store.get_campaign(tenant, id).await?;
+        if current.state != CampaignState::Paused {
+            return Err(crate::campaign::IllegalTransition {
+                from: current.state,
+                to: CampaignState::Running,
+            }
+            .into());
+        }
+        let by_threshold = current
+            .state_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(super::campaign_tick::THRESHOLD_REASON));
+        let baseline = if by_threshold {
+            let stats = self.store.campaign_stats(tenant, id).await?;
+            let pending = self.count_pending_retries(&current).await?;
+            Some(crate::campaign::ThresholdBaseline {
+                failed: stats.counts.failed().saturating_sub(pending),
+                successful: stats.counts.successful(),
+            })
+        } else {
+            current.threshold_baseline
+        };
         let c = self
-            .set_campaign_state(tenant, id, CampaignState::Running, None)
+            .change_campaign(tenant, id, |c| {
+                if c.state != CampaignState::Paused {
+                    return Err(crate::campaign::IllegalTransition {
+                        from: c.state,
+                        to: CampaignState::Running,
+                    }
+                    .into());
+                }
+                c.state = CampaignState::Running;
+                c.state_reason = None;
+                c.threshold_baseline = baseline;
+                Ok(())
+            })
             .await?;
         self.audit(
             tenant,
@@ -286,30 +318,46 @@ impl Ota {
     }
 
     /// Stops a campaign: pending and ongoing device updates are canceled (and pending
-    /// automatic retries dropped); history is kept.
+    /// automatic retries dropped); notified devices get the withdrawal notice; history is
+    /// kept. The new state is saved first, then updates are canceled a page at a time; a
+    /// crash half-way is finished by the next tick. Stopping a STOPPED campaign again is
+    /// allowed and finishes any cancelling left over; other ended campaigns answer with the
+    /// illegal-transition error (after finishing their own cancelling).
     pub async fn stop_campaign(
         &self,
         actor: &str,
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<Campaign, OtaError> {
-        let c = self
-            .set_campaign_state(
+        let current = self.store.get_campaign(tenant, id).await?;
+        let c = if current.state.is_ended() {
+            self.finish_ending(&current).await?;
+            current
+                .state
+                .check_transition(CampaignState::Stopped)
+                .or_else(|e| {
+                    if current.state == CampaignState::Stopped {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            current
+        } else {
+            self.end_campaign(
                 tenant,
                 id,
                 CampaignState::Stopped,
-                Some("stopped by an operator".into()),
+                "stopped by an operator".into(),
             )
-            .await?;
-        let canceled = self
-            .cancel_campaign_updates(&c, "the campaign was stopped", true)
-            .await?;
+            .await?
+        };
         self.audit(
             tenant,
             actor,
             "campaign.stop",
             format!("campaign {id}"),
-            json!({"canceled": canceled}),
+            json!({}),
         )
         .await?;
         Ok(c)
@@ -401,6 +449,9 @@ impl Ota {
         loop {
             let got = self.store.list_updates(tenant, &filter, page).await?;
             for u in &got.items {
+                if self.retry_refusal(u).await?.is_some() {
+                    continue;
+                }
                 if self.drive(tenant, u.id, &event).await?.applied().is_some() {
                     retried += 1;
                 }
@@ -444,6 +495,26 @@ impl Ota {
                     .join_campaign(&c, &package, device, self.now())
                     .await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Offers a device that reported its current version and holds no live update to the
+    /// running dynamic campaigns of its tenant (it may now run one of their source versions).
+    pub(super) async fn offer_to_dynamic_campaigns(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+    ) -> Result<(), OtaError> {
+        let dynamic = self.store.active_campaigns().await?.into_iter().any(|c| {
+            c.tenant_id == tenant
+                && c.spec.dynamic
+                && matches!(c.state, CampaignState::Running | CampaignState::Paused)
+        });
+        if dynamic {
+            let device = self.store.get_device(tenant, device).await?;
+            self.join_dynamic_campaigns(std::slice::from_ref(&device))
+                .await?;
         }
         Ok(())
     }
@@ -515,84 +586,5 @@ impl Ota {
             }
         }
         Err(OtaError::CampaignContention { campaign: id })
-    }
-
-    /// Cancels the campaign's unfinished updates (QUEUED only, or every unfinished one) and,
-    /// with `all`, the pending automatic retries of failed ones. Returns how many changed.
-    pub(super) async fn cancel_campaign_updates(
-        &self,
-        c: &Campaign,
-        reason: &str,
-        all: bool,
-    ) -> Result<u64, OtaError> {
-        let states: Vec<UpdateState> = if all {
-            UpdateState::ALL
-                .into_iter()
-                .filter(|s| !s.is_terminal() || *s == UpdateState::Failed)
-                .collect()
-        } else {
-            vec![UpdateState::Queued]
-        };
-        let filter = UpdateFilter {
-            campaign_id: Some(c.id),
-            states,
-            ..UpdateFilter::default()
-        };
-        let event = UpdateEvent::Cancel {
-            source: EventSource::Campaign,
-            reason: reason.to_string(),
-        };
-        let policy = &c.spec.policy;
-        let mut n = 0u64;
-        let mut page = PageRequest::first(1_000);
-        loop {
-            let got = self.store.list_updates(c.tenant_id, &filter, page).await?;
-            // Decided here, by the state machine, and written a page at a time.
-            let now = self.now();
-            let mut batch = Vec::with_capacity(got.items.len());
-            for u in &got.items {
-                if u.state == UpdateState::Failed && u.retry_at.is_none() {
-                    continue;
-                }
-                match update::apply(u, &event, now, policy) {
-                    Outcome::Applied {
-                        mut update,
-                        history,
-                    } => {
-                        update.wake_at = Self::wake_at(&update, now, policy);
-                        batch.push(Transition {
-                            update,
-                            expected_revision: u.revision,
-                            history,
-                        });
-                    }
-                    Outcome::Ignored { history, .. } | Outcome::Rejected { history, .. } => {
-                        self.store.append_history(&history).await?;
-                    }
-                }
-            }
-            for (t, answer) in batch.iter().zip(self.store.transition_many(&batch).await) {
-                match answer {
-                    Ok(()) => n += 1,
-                    // Changed meanwhile (a report came in): decide again on what is stored.
-                    Err(StoreError::PreconditionFailed { .. }) => {
-                        if self
-                            .drive(c.tenant_id, t.update.id, &event)
-                            .await?
-                            .applied()
-                            .is_some()
-                        {
-                            n += 1;
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            match got.next {
-                Some(next) => page = next,
-                None => break,
-            }
-        }
-        Ok(n)
     }
 }

@@ -6,6 +6,7 @@
 //! Driving time is the embedder's job: call [`Ota::tick`] regularly (every 100 ms to 1 s). A
 //! tick claims due work from the store with a lease, so several engines may share one store.
 
+mod campaign_end;
 mod campaign_tick;
 mod campaigns;
 mod config;
@@ -16,6 +17,7 @@ mod packages;
 mod queries;
 mod reevaluate;
 mod reports;
+mod retry_guard;
 mod schedules;
 mod tick;
 mod transitions;

@@ -182,14 +182,17 @@ impl Ota {
                 .as_ref()
                 .is_some_and(|(_, e)| e.assigned_at > u.created_at);
             if u.campaign_id.is_some() && !newer_assignment {
-                return Ok(());
+                return self.recheck_campaign_update(device, u).await;
             }
         }
         let unfinished = latest.as_ref().filter(|u| !u.state.is_terminal());
 
         let Some((package, decided_by)) = effective else {
             if let Some(u) = unfinished {
-                self.cancel_replaced(u, "no package is assigned any more")
+                self.cancel_replaced(device, u, "no package is assigned any more")
+                    .await?;
+            } else if let Some(u) = latest.as_ref().filter(|u| u.retry_at.is_some()) {
+                self.drop_retry(u, "no package is assigned any more")
                     .await?;
             }
             if latest.is_some() {
@@ -206,7 +209,7 @@ impl Ota {
                 "replaced by {} {} assigned at {} level",
                 package.title, package.version, decided_by.level
             );
-            self.cancel_replaced(u, &reason).await?;
+            self.cancel_replaced(device, u, &reason).await?;
         } else if let Some(u) = &latest {
             // A finished update for this package that is newer than the assignment deciding it
             // stands: it succeeded, or it failed/was canceled and retries are the operator's or
@@ -214,36 +217,81 @@ impl Ota {
             if u.package_id == package.id && u.created_at >= decided_by.assigned_at {
                 return Ok(());
             }
-            if u.retry_at.is_some() && u.package_id != package.id {
-                self.drop_retry(u, "another package is assigned").await?;
+            if u.retry_at.is_some() {
+                // A new update takes its place: its pending retry must never start a second
+                // live update.
+                self.drop_retry(u, "replaced by a newer assignment").await?;
             }
         }
 
         if device.current.get(kind) == Some(&package.title_version()) {
             return Ok(());
         }
-        let update = Update::new(
+        let now = self.now();
+        let mut update = Update::new(
             device.tenant_id,
             device.id,
             kind,
             package.id,
             package.title_version(),
             None,
-            self.now(),
+            now,
         );
+        // A QUEUED timeout applies from creation, like every other state's.
+        update.wake_at = Self::wake_at(&update, now, &self.config.policy);
         self.store
             .create_updates(std::slice::from_ref(&update))
             .await?;
         Ok(())
     }
 
-    async fn cancel_replaced(&self, update: &Update, reason: &str) -> Result<(), OtaError> {
+    /// A campaign's live update stands against older assignments, but it is checked again
+    /// when its device changed: a package that is no longer compatible with the device's
+    /// profile is never released (nor installed on); the update is canceled (counted as
+    /// canceled, the device told when it had been notified) and a pending retry dropped.
+    async fn recheck_campaign_update(&self, device: &Device, u: &Update) -> Result<(), OtaError> {
+        if u.is_settled() {
+            return Ok(());
+        }
+        let compatible = match self.store.get_package(u.tenant_id, u.package_id).await {
+            Ok(p) => p.compatibility.allows(device.profile_id),
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if compatible {
+            return Ok(());
+        }
+        let reason = crate::store::skip_reason::INCOMPATIBLE.to_string();
+        if u.state.is_terminal() {
+            self.drop_retry(u, &reason).await
+        } else {
+            self.cancel_replaced(device, u, &reason).await
+        }
+    }
+
+    /// Cancels `update` (replaced, unassigned or no longer compatible); a device that was told
+    /// about it gets the withdrawal notice.
+    async fn cancel_replaced(
+        &self,
+        device: &Device,
+        update: &Update,
+        reason: &str,
+    ) -> Result<(), OtaError> {
         let event = UpdateEvent::Cancel {
             source: EventSource::Server,
             reason: reason.to_string(),
         };
-        self.drive(update.tenant_id, update.id, &event).await?;
+        let outcome = self.drive(update.tenant_id, update.id, &event).await?;
+        if outcome.applied().is_some() && Self::was_told(&outcome.history().from, update.attempt) {
+            self.withdraw(device, update.kind).await;
+        }
         Ok(())
+    }
+
+    /// Whether a device may hold the notice of an update that was in `state` at `attempt`:
+    /// it was released (in progress), or an earlier attempt was.
+    pub(super) fn was_told(state: &crate::update::UpdateState, attempt: u32) -> bool {
+        state.is_in_progress() || attempt > 1
     }
 
     /// Sends the deletion of the update attributes through the outbox; a device that cannot

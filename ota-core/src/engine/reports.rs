@@ -4,9 +4,14 @@
 use super::{Ota, OtaError};
 use crate::device::Device;
 use crate::ids::{DeviceId, TenantId};
+use crate::package::TitleVersion;
 use crate::package::{Package, PackageKind};
-use crate::update::{EventSource, Outcome, ReportedStatus, Update, UpdateEvent, UpdateState};
-use crate::wire::{self, DeviceReport};
+use crate::store::{PageRequest, UpdateFilter};
+use crate::update::{
+    EventSource, HistoryEntry, HistoryOutcome, Outcome, ReportedStatus, Update, UpdateEvent,
+    UpdateState,
+};
+use crate::wire::{self, DeviceReport, IgnoredValue};
 use serde_json::json;
 
 /// What became of a device report.
@@ -21,8 +26,15 @@ pub enum ReportOutcome {
 }
 
 impl Ota {
-    /// Handles one report from a device (already parsed by [`wire::parse_reports`]): records
-    /// its current version and applies the report to its latest update of that kind.
+    /// Handles one report from a device (already parsed by [`wire::parse_telemetry`]):
+    /// records its current version and applies the report to its latest update of that kind.
+    ///
+    /// A report naming only `current_fw_version` is recorded too, with the title the device
+    /// is known to run (or, when unknown, the title of its latest update). A report that is
+    /// about an earlier update the latest one replaced (`UPDATED` naming the replaced
+    /// package's version as current) is recorded in the history and does not touch the latest
+    /// update. A device without a live update that reports its current version is offered to
+    /// the running dynamic campaigns (it may now be on one of their source versions).
     pub async fn handle_report(
         &self,
         tenant: TenantId,
@@ -32,7 +44,7 @@ impl Ota {
         // Two round trips for a report without a current version (most of them): the latest
         // update and the transition. An unknown device fails in `set_current_version` or
         // below, when it turns out to have no update.
-        let current = report.current();
+        let current = self.reported_current(tenant, device_id, report).await?;
         let reports_current = current.is_some();
         if reports_current {
             self.store
@@ -46,7 +58,7 @@ impl Ota {
             progress: report.progress,
         });
         let mut attempts = 0;
-        loop {
+        let outcome = loop {
             let Some(latest) = self
                 .store
                 .latest_update(tenant, device_id, report.kind)
@@ -55,35 +67,197 @@ impl Ota {
                 if !reports_current {
                     self.store.get_device(tenant, device_id).await?;
                 }
-                return Ok(ReportOutcome::NoUpdate);
+                break ReportOutcome::NoUpdate;
             };
+            if let Some(outcome) = self.about_replaced(&latest, &event).await? {
+                break ReportOutcome::Update(outcome);
+            }
             if let Some(outcome) = self.apply_once(&latest, &event).await? {
-                return Ok(ReportOutcome::Update(outcome));
+                break ReportOutcome::Update(outcome);
             }
             attempts += 1;
             if attempts > self.config.max_cas_retries {
                 return Err(OtaError::Contention { device: device_id });
             }
+        };
+        if reports_current {
+            let idle = match &outcome {
+                ReportOutcome::NoUpdate => true,
+                ReportOutcome::Update(o) => o
+                    .applied()
+                    .map_or_else(|| o.history().to.is_terminal(), |u| u.is_settled()),
+            };
+            if idle {
+                self.offer_to_dynamic_campaigns(tenant, device_id).await?;
+            }
         }
+        Ok(outcome)
     }
 
-    /// Handles a whole telemetry or attributes payload from a device.
+    /// The title and version a report says the device runs: both when it names both; with
+    /// only a version, the title the device is known to run, else its latest update's title.
+    async fn reported_current(
+        &self,
+        tenant: TenantId,
+        device_id: DeviceId,
+        report: &DeviceReport,
+    ) -> Result<Option<TitleVersion>, OtaError> {
+        if let Some(both) = report.current() {
+            return Ok(Some(both));
+        }
+        let Some(version) = &report.current_version else {
+            return Ok(None);
+        };
+        let device = self.store.get_device(tenant, device_id).await?;
+        let title = match device.current.get(report.kind) {
+            Some(known) => known.title.clone(),
+            None => self
+                .store
+                .latest_update(tenant, device_id, report.kind)
+                .await?
+                .map(|u| u.target.title)
+                .unwrap_or_default(),
+        };
+        Ok(Some(TitleVersion::new(title, version.clone())))
+    }
+
+    /// When `event` reports `UPDATED` with a current version that is not `latest`'s target but
+    /// the target of an earlier update of the device (one that `latest` replaced), the report
+    /// is about that earlier update: it is recorded in `latest`'s history as ignored and the
+    /// outcome returned. `None` when the report is judged against `latest`.
+    async fn about_replaced(
+        &self,
+        latest: &Update,
+        event: &UpdateEvent,
+    ) -> Result<Option<Outcome>, OtaError> {
+        let UpdateEvent::Report(status) = event else {
+            return Ok(None);
+        };
+        let Some(running) = &status.current else {
+            return Ok(None);
+        };
+        if status.state != Some(UpdateState::Updated)
+            || *running == latest.target
+            || !latest.state.is_in_progress()
+        {
+            return Ok(None);
+        }
+        let filter = UpdateFilter {
+            device_id: Some(latest.device_id),
+            kind: Some(latest.kind),
+            ..UpdateFilter::default()
+        };
+        let mut page = PageRequest::first(100);
+        let mut replaced = false;
+        loop {
+            let got = self
+                .store
+                .list_updates(latest.tenant_id, &filter, page)
+                .await?;
+            replaced |= got
+                .items
+                .iter()
+                .any(|u| u.id != latest.id && u.target == *running);
+            match got.next {
+                Some(next) if !replaced => page = next,
+                _ => break,
+            }
+        }
+        if !replaced {
+            return Ok(None);
+        }
+        let reason = format!(
+            "about the replaced update to {running}, not this one (to {})",
+            latest.target
+        );
+        let history = HistoryEntry {
+            update_id: latest.id,
+            tenant_id: latest.tenant_id,
+            device_id: latest.device_id,
+            kind: latest.kind,
+            attempt: latest.attempt,
+            at: self.now(),
+            from: latest.state,
+            to: latest.state,
+            source: EventSource::Device,
+            event: event.name().to_string(),
+            message: Some(reason.clone()),
+            outcome: HistoryOutcome::Ignored,
+        };
+        self.store.append_history(&history).await?;
+        Ok(Some(Outcome::Ignored { reason, history }))
+    }
+
+    /// Handles a whole telemetry or attributes payload from a device. Values the payload
+    /// could not give (see [`wire::parse_telemetry`]) are recorded in the history of the
+    /// device's latest update of their kind; the rest of the payload is handled. A payload of
+    /// which nothing could be taken because of malformed values (`{"fw_progress": 101}`) is
+    /// answered with [`OtaError::InvalidRequest`] naming them; `IDLE` alone is not an error.
     pub async fn handle_payload(
         &self,
         device: &Device,
         payload: &[u8],
     ) -> Result<Vec<ReportOutcome>, OtaError> {
-        let reports = wire::parse_reports(payload).map_err(|e| OtaError::InvalidRequest {
+        let telemetry = wire::parse_telemetry(payload).map_err(|e| OtaError::InvalidRequest {
             message: e.to_string(),
         })?;
-        let mut outcomes = Vec::with_capacity(reports.len());
-        for report in &reports {
+        for ignored in &telemetry.ignored {
+            self.record_ignored(device, ignored).await?;
+        }
+        if telemetry.reports.is_empty() && telemetry.ignored.iter().any(|i| i.malformed) {
+            // Nothing could be taken and something was wrong: a clear error for bad input
+            // (recorded all the same).
+            let problems: Vec<String> = telemetry.ignored.iter().map(|i| i.to_string()).collect();
+            return Err(OtaError::InvalidRequest {
+                message: problems.join("; "),
+            });
+        }
+        let mut outcomes = Vec::with_capacity(telemetry.reports.len());
+        for report in &telemetry.reports {
             outcomes.push(
                 self.handle_report(device.tenant_id, device.id, report)
                     .await?,
             );
         }
         Ok(outcomes)
+    }
+
+    /// Records a payload value that was not taken in the history of the device's latest
+    /// update of its kind (both kinds for a key of none, such as `ts`).
+    async fn record_ignored(
+        &self,
+        device: &Device,
+        ignored: &IgnoredValue,
+    ) -> Result<(), OtaError> {
+        let kinds: Vec<PackageKind> = match ignored.kind {
+            Some(k) => vec![k],
+            None => PackageKind::ALL.to_vec(),
+        };
+        for kind in kinds {
+            let Some(latest) = self
+                .store
+                .latest_update(device.tenant_id, device.id, kind)
+                .await?
+            else {
+                continue;
+            };
+            let entry = HistoryEntry {
+                update_id: latest.id,
+                tenant_id: latest.tenant_id,
+                device_id: latest.device_id,
+                kind,
+                attempt: latest.attempt,
+                at: self.now(),
+                from: latest.state,
+                to: latest.state,
+                source: EventSource::Device,
+                event: "report".to_string(),
+                message: Some(ignored.to_string()),
+                outcome: HistoryOutcome::Ignored,
+            };
+            self.store.append_history(&entry).await?;
+        }
+        Ok(())
     }
 
     /// The package a device may download for `kind`: the one of its unfinished update, or else
@@ -229,6 +403,14 @@ impl Ota {
         kind: PackageKind,
     ) -> Result<Update, OtaError> {
         let latest = self.latest_for(tenant, device, kind, "retry").await?;
+        if latest.state.is_terminal() {
+            if let Some(reason) = self.retry_refusal(&latest).await? {
+                return Err(OtaError::NotAllowed {
+                    action: "retry",
+                    reason,
+                });
+            }
+        }
         let event = UpdateEvent::Retry {
             source: EventSource::Operator,
         };

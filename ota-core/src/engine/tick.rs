@@ -97,6 +97,9 @@ impl Ota {
         let now = self.now();
         let event = if update.state == UpdateState::Failed {
             if update.retry_at.is_some_and(|t| t <= now) {
+                if self.drop_refused_retry(update).await? {
+                    return Ok(());
+                }
                 UpdateEvent::Retry {
                     source: EventSource::Retry,
                 }

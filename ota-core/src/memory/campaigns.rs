@@ -9,7 +9,7 @@ use crate::device::Device;
 use crate::ids::{CampaignId, DeviceId, TenantId};
 use crate::package::Package;
 use crate::store::{skip_reason, CampaignStore, Materialized, Page, PageRequest, StoreError};
-use crate::update::Update;
+use crate::update::{self, Update, UpdateState};
 use async_trait::async_trait;
 use std::ops::Bound;
 
@@ -29,7 +29,7 @@ fn skip(t: &Tables, package: &Package, device: &Device) -> Option<&'static str> 
         .latest
         .get(&(device.id, package.kind))
         .and_then(|id| t.updates.get(id))
-        .is_some_and(|s| !s.update.state.is_terminal());
+        .is_some_and(|s| !s.update.is_settled());
     busy.then_some(skip_reason::BUSY)
 }
 
@@ -50,6 +50,8 @@ fn campaign_update(
         now,
     );
     u.wave = wave;
+    // A QUEUED timeout applies from creation.
+    u.wake_at = update::timeout_due(&u, now, &c.spec.policy.timeouts);
     u
 }
 
@@ -156,6 +158,46 @@ impl CampaignStore for MemoryStore {
             .collect();
         list.sort_by_key(|c| c.id);
         Ok(list)
+    }
+
+    async fn ended_campaigns_with_live_updates(&self) -> Result<Vec<Campaign>, StoreError> {
+        let t = self.lock();
+        let mut list: Vec<Campaign> = t
+            .campaigns
+            .values()
+            .filter(|c| c.state.is_ended())
+            .filter(|c| {
+                t.campaign_counts.get(&c.id).is_some_and(|waves| {
+                    waves.iter().any(|w| {
+                        UpdateState::ALL
+                            .into_iter()
+                            .any(|s| !s.is_terminal() && w.get(s) > 0)
+                    })
+                })
+            })
+            .cloned()
+            .collect();
+        list.sort_by_key(|c| c.id);
+        Ok(list)
+    }
+
+    async fn copy_campaign_devices(
+        &self,
+        tenant: TenantId,
+        from: CampaignId,
+        to: CampaignId,
+    ) -> Result<u64, StoreError> {
+        let mut t = self.lock();
+        for id in [from, to] {
+            t.campaigns
+                .get(&id)
+                .filter(|c| c.tenant_id == tenant)
+                .ok_or_else(|| StoreError::not_found("campaign", id))?;
+        }
+        let list = t.campaign_devices.get(&from).cloned().unwrap_or_default();
+        let n = list.len() as u64;
+        t.campaign_devices.insert(to, list);
+        Ok(n)
     }
 
     async fn set_campaign_devices(

@@ -61,6 +61,22 @@ pub(super) fn apply_transition(
             update.id, old.revision
         )));
     }
+    if old.state.is_terminal()
+        && !update.state.is_terminal()
+        && t.latest
+            .get(&(update.device_id, update.kind))
+            .is_some_and(|latest| *latest != update.id)
+    {
+        // A retry of an update that a newer one replaced would give the device two live
+        // updates of one kind.
+        return Err(StoreError::conflict(
+            "update",
+            format!(
+                "device {} has a newer {} update; update {} cannot start again",
+                update.device_id, update.kind, update.id
+            ),
+        ));
+    }
     t.unindex_update(&old);
     t.index_update(update);
     if let Some(slot) = t.updates.get_mut(&update.id) {

@@ -16,7 +16,8 @@ pub mod skip_reason {
     pub const INCOMPATIBLE: &str = "incompatible with the device's profile";
     /// The device already runs the package's title and version.
     pub const UP_TO_DATE: &str = "already runs the target version";
-    /// The device has an unfinished update of the same kind.
+    /// The device has an unfinished update of the same kind, or a failed one waiting for its
+    /// automatic retry.
     pub const BUSY: &str = "another update of this kind is in progress";
 }
 
@@ -63,6 +64,21 @@ pub trait CampaignStore: Send + Sync {
 
     /// Campaigns of every tenant that the engine drives (SCHEDULED, RUNNING, PAUSED).
     async fn active_campaigns(&self) -> Result<Vec<Campaign>, StoreError>;
+
+    /// Ended campaigns (FINISHED, STOPPED, FAILED, ARCHIVED) of every tenant that still hold
+    /// unfinished (non-terminal) updates: the engine finishes canceling them on its tick, so
+    /// that ending a campaign resumes after a crash or an error half-way. Read from the
+    /// statistics, so it costs the same at any fleet size.
+    async fn ended_campaigns_with_live_updates(&self) -> Result<Vec<Campaign>, StoreError>;
+
+    /// Copies the explicit device list of campaign `from` into campaign `to` (replacing it),
+    /// both of `tenant`. Returns how many devices were copied.
+    async fn copy_campaign_devices(
+        &self,
+        tenant: TenantId,
+        from: CampaignId,
+        to: CampaignId,
+    ) -> Result<u64, StoreError>;
 
     /// Replaces the explicit device list of a campaign. Devices must belong to the tenant
     /// ([`StoreError::NotFound`] otherwise, nothing changed).

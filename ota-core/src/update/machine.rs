@@ -156,6 +156,20 @@ impl Step<'_> {
 
     fn report(&self, status: &ReportedStatus) -> Outcome {
         let current = self.update.state;
+        if current == UpdateState::Failed && status.current.as_ref() == Some(&self.update.target) {
+            // Recovery: the device runs the target after all. The failure stays in the
+            // history; the update completes.
+            let mut next = self.to_state(UpdateState::Updated);
+            next.error = None;
+            next.retry_at = None;
+            return self.applied(
+                next,
+                Some(format!(
+                    "device runs {} after the failure; completed",
+                    self.update.target
+                )),
+            );
+        }
         if current.is_terminal() {
             return self.ignored(format!("the attempt is over ({current})"));
         }
@@ -177,6 +191,12 @@ impl Step<'_> {
             UpdateState::Queued | UpdateState::Initiated | UpdateState::Canceled => self.rejected(
                 format!("{reported} is set by the server, not reported by devices"),
             ),
+            // The device was not told about this attempt yet: whatever state it reports is
+            // about an earlier update or attempt (a late UPDATED or FAILED of a replaced
+            // package), never about this one.
+            _ if current == UpdateState::Queued => self.ignored(format!(
+                "{reported} reported before the device was notified of this update"
+            )),
             UpdateState::Failed => {
                 let text = status
                     .error
@@ -194,18 +214,12 @@ impl Step<'_> {
                     self.update.target.version
                 )),
                 None => {
-                    if current == UpdateState::Queued {
-                        return self.ignored("UPDATED reported before the device was notified");
-                    }
                     let mut next = self.to_state(UpdateState::Updated);
                     next.error = None;
                     next.retry_at = None;
                     self.applied(next, Some("the device reported UPDATED".to_string()))
                 }
             },
-            _ if current == UpdateState::Queued => self.ignored(format!(
-                "{reported} reported before the device was notified"
-            )),
             _ if reported.rank() < current.rank() => {
                 self.ignored(format!("stale: {reported} reported while {current}"))
             }

@@ -487,18 +487,24 @@ proptest! {
                 Outcome::Applied { update, .. } => {
                     prop_assert_eq!(history.to, update.state);
                     prop_assert_eq!(update.revision, before.revision + 1);
-                    if before.state.is_terminal() && update.state != before.state {
+                    let recovered = matches!(event, UpdateEvent::Report(_))
+                        && before.state == UpdateState::Failed
+                        && update.state == UpdateState::Updated;
+                    if before.state.is_terminal() && update.state != before.state && !recovered {
                         // Only a retry leaves a terminal state, and only to QUEUED.
                         let is_retry = matches!(event, UpdateEvent::Retry { .. });
                         prop_assert!(is_retry, "left {} by {:?}", before.state, event);
                         prop_assert_eq!(update.state, UpdateState::Queued);
                         prop_assert_eq!(update.attempt, before.attempt + 1);
                     }
-                    if let UpdateEvent::Report(_) = event {
+                    if let UpdateEvent::Report(status) = event {
                         let forward = update.state.rank() >= before.state.rank()
                             || update.state == UpdateState::Failed;
-                        prop_assert!(forward, "{} -> {}", before.state, update.state);
-                        prop_assert!(!before.state.is_terminal());
+                        let recovery = before.state == UpdateState::Failed
+                            && update.state == UpdateState::Updated
+                            && status.current.as_ref() == Some(&before.target);
+                        prop_assert!(forward || recovery, "{} -> {}", before.state, update.state);
+                        prop_assert!(!before.state.is_terminal() || recovery);
                     }
                     if let Some(p) = update.progress {
                         prop_assert!(p <= 100);

@@ -1,0 +1,371 @@
+//! Rules 1, 7, 8 and 9 of the update rules under interference: one live update per device and
+//! kind whatever retries do, recovery, QUEUED timeouts of fresh work, and error thresholds
+//! that count final failures only.
+
+// Config structs are built from `Default` plus field assignment: they are becoming
+// `#[non_exhaustive]`, which forbids struct literals outside ota-core.
+#![allow(clippy::field_reassign_with_default)]
+
+mod support;
+
+use chrono::Duration;
+use ota_core::campaign::{
+    CampaignSpec, CampaignState, CampaignTarget, ErrorThreshold, ThresholdAction,
+};
+use ota_core::engine::{OtaConfig, OtaError};
+use ota_core::notifier::Notice;
+use ota_core::pacing::Pacing;
+use ota_core::store::{skip_reason, UpdateFilter, UpdateStore};
+use ota_core::update::{RetryPolicy, UpdatePolicy};
+use ota_core::{AssignmentTarget, Device, DeviceProfile, Package, PackageKind, UpdateState};
+use std::collections::BTreeSet;
+use support::*;
+
+fn retrying() -> UpdatePolicy {
+    let mut policy = UpdatePolicy::default();
+    policy.retry = RetryPolicy::attempts(3, Duration::seconds(10));
+    policy
+}
+
+fn config_with_retries() -> OtaConfig {
+    let mut config = OtaConfig::default();
+    config.policy = retrying();
+    config
+}
+
+async fn fail(h: &Harness, device: &Device) {
+    let mut r = report(Some(UpdateState::Failed));
+    r.error = Some("flash error".into());
+    h.ota.handle_report(h.tenant, device.id, &r).await.unwrap();
+}
+
+async fn live_updates(h: &Harness, device: &Device) -> Vec<ota_core::Update> {
+    let filter = UpdateFilter {
+        device_id: Some(device.id),
+        kind: Some(PackageKind::Firmware),
+        ..UpdateFilter::default()
+    };
+    h.store
+        .list_updates(h.tenant, &filter, ota_core::store::PageRequest::first(100))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|u| !u.state.is_terminal())
+        .collect()
+}
+
+async fn latest(h: &Harness, device: &Device) -> ota_core::Update {
+    h.store
+        .latest_update(h.tenant, device.id, PackageKind::Firmware)
+        .await
+        .unwrap()
+        .expect("an update")
+}
+
+fn by_profile(p: &DeviceProfile, pkg: &Package) -> CampaignSpec {
+    CampaignSpec::new(
+        "rollout",
+        pkg.id,
+        CampaignTarget::Selection {
+            profile: Some(p.id),
+            groups: BTreeSet::new(),
+            source_versions: BTreeSet::new(),
+        },
+    )
+}
+
+async fn assign_device(h: &Harness, d: &Device, pkg: &Package) {
+    h.ota
+        .assign(ACTOR, h.tenant, AssignmentTarget::Device(d.id), pkg.id)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_automatic_retry_after_an_unassignment_is_dropped() {
+    let h = Harness::new(config_with_retries());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "2.0").await;
+    assign_device(&h, &d, &a).await;
+    h.ota.tick().await.unwrap();
+    fail(&h, &d).await;
+    assert!(latest(&h, &d).await.retry_at.is_some());
+    h.ota
+        .unassign(
+            ACTOR,
+            h.tenant,
+            PackageKind::Firmware,
+            AssignmentTarget::Device(d.id),
+        )
+        .await
+        .unwrap();
+    h.notifier.take();
+    h.advance_ms(60_000);
+    h.ota.tick().await.unwrap();
+    let u = latest(&h, &d).await;
+    assert_eq!((u.state, u.retry_at), (UpdateState::Failed, None));
+    assert!(h.take_update_notices().is_empty(), "nothing is assigned");
+}
+
+#[tokio::test]
+async fn a_campaign_counts_a_device_with_a_pending_retry_as_busy() {
+    let h = Harness::new(config_with_retries());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "2.0").await;
+    let b = h.package("fw", "3.0").await;
+    assign_device(&h, &d, &a).await;
+    h.ota.tick().await.unwrap();
+    fail(&h, &d).await;
+    let c = h
+        .ota
+        .create_campaign(ACTOR, h.tenant, by_profile(&p, &b))
+        .await
+        .unwrap();
+    let c = h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    assert_eq!(c.skipped, vec![(skip_reason::BUSY.to_string(), 1)]);
+    for _ in 0..3 {
+        h.advance_ms(30_000);
+        h.ota.tick().await.unwrap();
+        assert!(live_updates(&h, &d).await.len() <= 1);
+    }
+}
+
+#[tokio::test]
+async fn a_campaign_retry_never_revives_an_update_that_a_newer_assignment_replaced() {
+    let h = Harness::new(OtaConfig::default());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "2.0").await;
+    let b = h.package("fw", "3.0").await;
+    let c = h
+        .ota
+        .create_campaign(ACTOR, h.tenant, by_profile(&p, &b))
+        .await
+        .unwrap();
+    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    h.ota.tick().await.unwrap();
+    fail(&h, &d).await;
+    h.advance_ms(1_000);
+    assign_device(&h, &d, &a).await;
+    assert_eq!(latest(&h, &d).await.target.version, "2.0");
+    let retried = h
+        .ota
+        .retry_failed_in_campaign(ACTOR, h.tenant, c.id)
+        .await
+        .unwrap();
+    assert_eq!(retried, 0);
+    let live = live_updates(&h, &d).await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].target.version, "2.0");
+}
+
+#[tokio::test]
+async fn an_operator_retry_after_an_unassignment_is_refused() {
+    let h = Harness::new(OtaConfig::default());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "2.0").await;
+    assign_device(&h, &d, &a).await;
+    h.ota.tick().await.unwrap();
+    fail(&h, &d).await;
+    h.ota
+        .unassign(
+            ACTOR,
+            h.tenant,
+            PackageKind::Firmware,
+            AssignmentTarget::Device(d.id),
+        )
+        .await
+        .unwrap();
+    let err = h
+        .ota
+        .retry_update(ACTOR, h.tenant, d.id, PackageKind::Firmware)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, OtaError::NotAllowed { .. }), "{err}");
+    assert!(err.to_string().contains("no package is assigned"), "{err}");
+    assert!(live_updates(&h, &d).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_failed_update_completes_when_the_device_runs_the_target_after_all() {
+    let h = Harness::new(OtaConfig::default());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "2.0").await;
+    assign_device(&h, &d, &a).await;
+    h.ota.tick().await.unwrap();
+    fail(&h, &d).await;
+    h.ota
+        .handle_report(h.tenant, d.id, &running("fw", "2.0"))
+        .await
+        .unwrap();
+    let u = latest(&h, &d).await;
+    assert_eq!(u.state, UpdateState::Updated);
+    let history = h.store.update_history(h.tenant, u.id).await.unwrap();
+    assert!(
+        history.iter().any(|e| e.to == UpdateState::Failed),
+        "the failure stays in the history"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_retry_of_a_device_that_runs_the_target_is_refused() {
+    let h = Harness::new(OtaConfig::default());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "2.0").await;
+    assign_device(&h, &d, &a).await;
+    h.ota.tick().await.unwrap();
+    h.ota
+        .cancel_update(ACTOR, h.tenant, d.id, PackageKind::Firmware, "not now")
+        .await
+        .unwrap();
+    // The device installed it anyway.
+    h.ota
+        .handle_report(h.tenant, d.id, &running("fw", "2.0"))
+        .await
+        .unwrap();
+    let err = h
+        .ota
+        .retry_update(ACTOR, h.tenant, d.id, PackageKind::Firmware)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already runs fw 2.0"), "{err}");
+    assert!(live_updates(&h, &d).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_queued_timeout_applies_to_fresh_updates() {
+    let mut config = OtaConfig::default();
+    config.policy.timeouts =
+        ota_core::update::Timeouts::none().with(UpdateState::Queued, Duration::minutes(1));
+    let mut pacing = Pacing::default();
+    pacing.max_in_progress = Some(1);
+    config.global_pacing = pacing;
+    let h = Harness::new(config);
+    let p = h.profile("p").await;
+    let devices = h.devices(&p, "d", 2).await;
+    let a = h.package("fw", "2.0").await;
+    h.ota
+        .assign(ACTOR, h.tenant, AssignmentTarget::Profile(p.id), a.id)
+        .await
+        .unwrap();
+    h.ota.tick().await.unwrap();
+    h.advance_ms(120_000);
+    let report = h.ota.tick().await.unwrap();
+    assert_eq!(report.timed_out, 1);
+    let mut states = Vec::new();
+    for d in &devices {
+        let u = latest(&h, d).await;
+        states.push(u.state);
+        if u.state == UpdateState::Failed {
+            assert!(u.error.unwrap().contains("QUEUED"));
+        }
+    }
+    states.sort();
+    assert_eq!(states, vec![UpdateState::Initiated, UpdateState::Failed]);
+}
+
+#[tokio::test]
+async fn a_campaign_queued_timeout_applies_to_fresh_updates() {
+    let h = Harness::new(OtaConfig::default());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let b = h.package("fw", "3.0").await;
+    let mut spec = by_profile(&p, &b);
+    spec.policy.timeouts =
+        ota_core::update::Timeouts::none().with(UpdateState::Queued, Duration::minutes(1));
+    // A window that never opens in the test's time span keeps the update QUEUED.
+    spec.windows =
+        vec![
+            ota_core::window::MaintenanceWindow::new("0 0 1 1 *", Duration::hours(1), "UTC")
+                .unwrap(),
+        ];
+    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    h.advance_ms(3_600_000);
+    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    h.ota.tick().await.unwrap();
+    assert_eq!(latest(&h, &d).await.state, UpdateState::Queued);
+    h.advance_ms(120_000);
+    h.ota.tick().await.unwrap();
+    assert_eq!(latest(&h, &d).await.state, UpdateState::Failed);
+}
+
+#[tokio::test]
+async fn error_thresholds_count_only_failures_whose_retries_are_exhausted() {
+    let h = Harness::new(OtaConfig::default());
+    let p = h.profile("p").await;
+    let devices = h.devices(&p, "d", 2).await;
+    let b = h.package("fw", "3.0").await;
+    let mut spec = by_profile(&p, &b);
+    spec.policy = retrying();
+    spec.error_threshold = Some(ErrorThreshold {
+        percent: 50.0,
+        min_finished: 1,
+        action: ThresholdAction::Fail,
+    });
+    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    h.ota.tick().await.unwrap();
+    fail(&h, &devices[0]).await;
+    h.ota.tick().await.unwrap();
+    assert_eq!(
+        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+        CampaignState::Running,
+        "the failed attempt will be retried"
+    );
+    // Attempts 2 and 3 fail too: now it counts.
+    for _ in 0..2 {
+        h.advance_ms(60_000);
+        h.ota.tick().await.unwrap();
+        h.advance_ms(1);
+        h.ota.tick().await.unwrap();
+        fail(&h, &devices[0]).await;
+    }
+    assert_eq!(latest(&h, &devices[0]).await.attempt, 3);
+    h.ota.tick().await.unwrap();
+    let c = h.ota.campaign(h.tenant, c.id).await.unwrap();
+    assert_eq!(c.state, CampaignState::Failed);
+    // Ending FAILED cancels everything the campaign still held and tells the device.
+    assert_eq!(latest(&h, &devices[1]).await.state, UpdateState::Canceled);
+    assert!(h.notifier.notices().iter().any(|n| matches!(
+        n,
+        Notice::Withdrawal { device_id, .. } if *device_id == devices[1].id
+    )));
+}
+
+#[tokio::test]
+async fn an_operator_retry_never_revives_a_campaign_update_that_a_newer_assignment_replaced() {
+    let h = Harness::new(OtaConfig::default());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "4.0").await;
+    let b = h.package("fw", "1.0").await;
+    // The device runs 4.0; a campaign takes it to 1.0 and is replaced by a newer device
+    // assignment of 4.0 (what it runs: no new update, the campaign update canceled).
+    h.ota
+        .handle_report(h.tenant, d.id, &running("fw", "4.0"))
+        .await
+        .unwrap();
+    let c = h
+        .ota
+        .create_campaign(ACTOR, h.tenant, by_profile(&p, &b))
+        .await
+        .unwrap();
+    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    h.ota.tick().await.unwrap();
+    h.advance_ms(1_000);
+    assign_device(&h, &d, &a).await;
+    assert_eq!(latest(&h, &d).await.state, UpdateState::Canceled);
+    let err = h
+        .ota
+        .retry_update(ACTOR, h.tenant, d.id, PackageKind::Firmware)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("newer assignment"), "{err}");
+    assert!(live_updates(&h, &d).await.is_empty());
+}
