@@ -21,6 +21,7 @@
 //! This crate depends on no runtime, database, HTTP or MQTT crate: stores and transports live
 //! in their own crates and implement the traits defined here.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod assignment;
 pub mod audit;
@@ -28,12 +29,14 @@ pub mod campaign;
 pub mod checksum;
 pub mod clock;
 #[cfg(feature = "conformance")]
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 pub mod conformance;
 pub mod device;
 mod duration_serde;
 pub mod engine;
 pub mod ids;
 #[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub mod memory;
 pub mod notifier;
 pub mod pacing;

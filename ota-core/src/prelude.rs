@@ -10,12 +10,12 @@
 //! ([`ByteStream`] with the constructors of [`ByteStreamExt`]), the domain records (devices,
 //! packages, updates, campaigns and their ids), ThingsBoard's wire reports
 //! ([`DeviceReport`], [`parse_reports`]), paging ([`Page`], [`PageRequest`]), and the
-//! [`async_trait`] attribute and [`Bytes`] type that implementations of the traits need.
+//! [`async_trait`](macro@async_trait) attribute and [`Bytes`] type that implementations of the traits need.
 //!
 //! What is not here lives in its module ([`crate::store`] for the store's capability traits,
 //! [`crate::update`] for the state machine, [`crate::campaign::rollout`] for the rollout
-//! rules, ...). Time types come from [`chrono`](crate::chrono), re-exported at the crate root
-//! together with [`bytes`](crate::bytes) and [`futures_util`](crate::futures_util), so that
+//! rules, ...). Time types come from [`chrono`], re-exported at the crate root
+//! together with [`bytes`] and [`futures_util`], so that
 //! a platform needs no extra dependency to call or implement anything in this crate.
 
 pub use crate::assignment::{Assignment, AssignmentLevel, AssignmentTarget};
