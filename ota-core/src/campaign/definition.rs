@@ -39,6 +39,36 @@ pub enum CampaignTarget {
 }
 
 impl CampaignTarget {
+    /// Every device of `profile`.
+    pub fn profile(profile: ProfileId) -> Self {
+        Self::Selection {
+            profile: Some(profile),
+            groups: BTreeSet::new(),
+            source_versions: BTreeSet::new(),
+        }
+    }
+
+    /// Every member of one of `groups`.
+    pub fn groups(groups: impl IntoIterator<Item = GroupId>) -> Self {
+        Self::Selection {
+            profile: None,
+            groups: groups.into_iter().collect(),
+            source_versions: BTreeSet::new(),
+        }
+    }
+
+    /// Narrows a selection to devices currently running one of `versions` (of the package's
+    /// kind). A device list is returned unchanged.
+    pub fn on_versions(mut self, versions: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        if let Self::Selection {
+            source_versions, ..
+        } = &mut self
+        {
+            source_versions.extend(versions.into_iter().map(Into::into));
+        }
+        self
+    }
+
     /// Whether `device` is selected (for [`CampaignTarget::Selection`]; a device list is
     /// decided by its members).
     pub fn selects(&self, device: &crate::device::Device, kind: PackageKind) -> bool {
