@@ -10,7 +10,7 @@
 //! ([`ByteStream`] with the constructors of [`ByteStreamExt`]), the domain records (devices,
 //! packages, updates, campaigns and their ids), ThingsBoard's wire reports
 //! ([`DeviceReport`], [`parse_reports`]), paging ([`Page`], [`PageRequest`]), and the
-//! [`async_trait`](macro@async_trait) attribute and [`Bytes`] type that implementations of the traits need.
+//! [`macro@async_trait`] attribute and [`Bytes`] type that implementations of the traits need.
 //!
 //! What is not here lives in its module ([`crate::store`] for the store's capability traits,
 //! [`crate::update`] for the state machine, [`crate::campaign::rollout`] for the rollout

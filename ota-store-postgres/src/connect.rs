@@ -98,10 +98,13 @@ pub(crate) async fn drop_schema(options: &PgStoreOptions) -> Result<(), StoreErr
     let connect = parse_url(&options.url)?;
     probe(&connect, options.connect_timeout).await?;
     let mut connection = connect.connect().await.map_err(error::map)?;
-    let outcome = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-        .execute(&mut connection)
-        .await
-        .map_err(error::map);
+    let outcome = sqlx::query(&format!(
+        "DROP SCHEMA IF EXISTS {} CASCADE",
+        crate::migrate::quote_identifier(schema)
+    ))
+    .execute(&mut connection)
+    .await
+    .map_err(error::map);
     let _ = connection.close().await;
     outcome.map(|_| ())
 }
