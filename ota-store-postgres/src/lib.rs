@@ -77,8 +77,11 @@ use std::time::Duration;
 /// The size of the chunks package content is stored in.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 
-/// How to connect.
+/// How to connect: [`PgStoreOptions::new`] with the URL, then the setters. Every default is
+/// documented on its field. New fields may be added later (the struct is
+/// `#[non_exhaustive]`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PgStoreOptions {
     /// A `postgres://` URL.
     pub url: String,
@@ -108,6 +111,12 @@ impl PgStoreOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             write_batch: DEFAULT_WRITE_BATCH,
         }
+    }
+
+    /// Waits at most `timeout` for a free connection of the pool (at least 1 ms).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout.max(Duration::from_millis(1));
+        self
     }
 
     /// Waits at most `timeout` for the first connection (at least 1 ms).

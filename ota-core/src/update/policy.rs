@@ -65,6 +65,7 @@ impl Timeouts {
 /// `initial_backoff * multiplier^(n-1)`, at most `max_backoff`, as long as `n < max_attempts`.
 /// The default, `max_attempts = 1`, never retries automatically; operators can always retry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included. 0 and 1 both mean no automatic retry.
     pub max_attempts: u32,
@@ -90,6 +91,30 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Sets the most attempts in all (1: no automatic retry).
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets the wait before the first retry.
+    pub fn initial_backoff(mut self, initial_backoff: Duration) -> Self {
+        self.initial_backoff = initial_backoff;
+        self
+    }
+
+    /// Sets the factor the wait grows by per attempt.
+    pub fn multiplier(mut self, multiplier: u32) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// Sets the longest wait between attempts.
+    pub fn max_backoff(mut self, max_backoff: Duration) -> Self {
+        self.max_backoff = max_backoff;
+        self
+    }
+
     /// No automatic retry.
     pub fn never() -> Self {
         Self::default()
@@ -127,6 +152,7 @@ impl RetryPolicy {
 /// The timeouts and retry policy that govern an update (a campaign's own, or the engine's
 /// default for direct assignments).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UpdatePolicy {
     /// Timeouts per state.
     #[serde(default)]
@@ -134,4 +160,23 @@ pub struct UpdatePolicy {
     /// Automatic retries.
     #[serde(default)]
     pub retry: RetryPolicy,
+}
+
+impl UpdatePolicy {
+    /// A policy of `timeouts` and `retry`.
+    pub fn new(timeouts: Timeouts, retry: RetryPolicy) -> Self {
+        Self { timeouts, retry }
+    }
+
+    /// Sets the timeouts per state.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
 }
