@@ -1,3 +1,7 @@
 //! Example programs wiring the OTA crates together (a full server, a device-fleet simulator and
 //! a minimal embedding). They hold configuration and glue only; every rule lives in `ota-core`.
+//!
+//! - `embed` (`src/bin/embed.rs`): the minimal embedding, the quick start of the README and
+//!   of `ota-core`'s crate docs as a program of under 100 lines; on the memory store, or on
+//!   PostgreSQL with `-- POSTGRES_URL SCHEMA`. `tests/embed.rs` runs it both ways.
 #![warn(missing_docs)]

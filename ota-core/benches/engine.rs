@@ -46,11 +46,9 @@ async fn fleet(n: usize) -> Fleet {
     let store = Arc::new(ota_core::memory::MemoryStore::new());
     let clock = Arc::new(ManualClock::at_epoch_2024());
     let notifier = Arc::new(RecordingNotifier::new());
-    let config = OtaConfig {
-        claim_batch: 5_000,
-        max_batches_per_tick: 100,
-        ..OtaConfig::default()
-    };
+    let config = OtaConfig::default()
+        .claim_batch(5_000)
+        .max_batches_per_tick(100);
     let ota = Ota::new(store, notifier.clone(), clock.clone(), config);
     let tenant = TenantId::new();
     let profile = ota.create_profile("bench", tenant, "p").await.unwrap();

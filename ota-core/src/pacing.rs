@@ -19,10 +19,7 @@
 //! use chrono::{Duration, TimeZone, Utc};
 //! use ota_core::pacing::{PaceState, Pacing, Rate};
 //!
-//! let pacing = Pacing {
-//!     rate: Some(Rate::new(100, Duration::seconds(60)).unwrap()),
-//!     ..Pacing::default()
-//! };
+//! let pacing = Pacing::default().rate(Rate::new(100, Duration::seconds(60)).unwrap());
 //! let t0 = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
 //! let mut state = PaceState::default();
 //! assert_eq!(pacing.available(&state, t0, 0), 1);
@@ -245,6 +242,7 @@ impl Ramp {
 /// missing fields take their defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "PacingRepr", into = "PacingRepr")]
+#[non_exhaustive]
 pub struct Pacing {
     /// Releases per period, evenly spaced; `None`: no rate limit.
     pub rate: Option<Rate>,
@@ -326,6 +324,30 @@ pub struct PaceState {
 }
 
 impl Pacing {
+    /// Sets the rate.
+    pub fn rate(mut self, rate: Rate) -> Self {
+        self.rate = Some(rate);
+        self
+    }
+
+    /// Allows at most `max_in_progress` devices in progress at once.
+    pub fn max_in_progress(mut self, max_in_progress: u32) -> Self {
+        self.max_in_progress = Some(max_in_progress);
+        self
+    }
+
+    /// Ramps the rate up (needs a rate).
+    pub fn ramp(mut self, ramp: Ramp) -> Self {
+        self.ramp = Some(ramp);
+        self
+    }
+
+    /// Sets how far back unused slots stay usable.
+    pub fn catch_up(mut self, catch_up: Duration) -> Self {
+        self.catch_up = catch_up;
+        self
+    }
+
     /// Checks the ramp, that a ramp has a rate, that the window is at least 1 and that
     /// `catch_up` is not negative and in whole milliseconds.
     pub fn validate(&self) -> Result<(), PacingError> {

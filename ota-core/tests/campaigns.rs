@@ -524,25 +524,20 @@ async fn a_device_list_of_two_hundred_thousand_rows_imports() {
 
 #[tokio::test]
 async fn campaign_pacing_holds_within_the_global_pace() {
-    let config = OtaConfig {
-        global_pacing: Pacing {
-            rate: Some(Rate::new(2, Duration::seconds(1)).unwrap()),
-            catch_up: Duration::zero(),
-            ..Pacing::default()
-        },
-        ..OtaConfig::default()
-    };
+    let config = OtaConfig::default().global_pacing(
+        Pacing::default()
+            .rate(Rate::new(2, Duration::seconds(1)).unwrap())
+            .catch_up(Duration::zero()),
+    );
     let h = Harness::new(config);
     let p = h.profile("p").await;
     h.devices(&p, "d", 20).await;
     let pkg = h.package("fw", "2.0").await;
     let mut spec = by_profile(&p, &pkg);
-    spec.pacing = Pacing {
-        rate: Some(Rate::new(10, Duration::seconds(1)).unwrap()),
-        max_in_progress: Some(5),
-        catch_up: Duration::zero(),
-        ..Pacing::default()
-    };
+    spec.pacing = Pacing::default()
+        .rate(Rate::new(10, Duration::seconds(1)).unwrap())
+        .max_in_progress(5)
+        .catch_up(Duration::zero());
     let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     let mut per_second = Vec::new();

@@ -12,14 +12,10 @@ use ota_core::{AssignmentTarget, PackageKind, UpdateState};
 use support::*;
 
 fn paced(count: u32, per_ms: i64, max_in_progress: Option<u32>) -> OtaConfig {
-    OtaConfig {
-        global_pacing: Pacing {
-            rate: Some(Rate::new(count, Duration::milliseconds(per_ms)).unwrap()),
-            max_in_progress,
-            ..Pacing::default()
-        },
-        ..OtaConfig::default()
-    }
+    let mut pacing =
+        Pacing::default().rate(Rate::new(count, Duration::milliseconds(per_ms)).unwrap());
+    pacing.max_in_progress = max_in_progress;
+    OtaConfig::default().global_pacing(pacing)
 }
 
 #[tokio::test]
@@ -112,13 +108,10 @@ async fn the_concurrency_window_holds_releases_until_devices_finish() {
 
 #[tokio::test]
 async fn a_state_that_times_out_fails_with_the_state_named() {
-    let config = OtaConfig {
-        policy: UpdatePolicy {
-            timeouts: Timeouts::default().with(UpdateState::Initiated, Duration::minutes(10)),
-            ..UpdatePolicy::default()
-        },
-        ..OtaConfig::default()
-    };
+    let config = OtaConfig::default().policy(
+        UpdatePolicy::default()
+            .timeouts(Timeouts::default().with(UpdateState::Initiated, Duration::minutes(10))),
+    );
     let h = Harness::new(config);
     let p = h.profile("p1").await;
     let d = h.devices(&p, "d", 1).await.remove(0);
@@ -149,18 +142,10 @@ async fn a_state_that_times_out_fails_with_the_state_named() {
 
 #[tokio::test]
 async fn failed_updates_retry_with_exponential_backoff_until_attempts_run_out() {
-    let config = OtaConfig {
-        policy: UpdatePolicy {
-            retry: RetryPolicy {
-                max_attempts: 3,
-                initial_backoff: Duration::minutes(1),
-                multiplier: 2,
-                max_backoff: Duration::hours(1),
-            },
-            ..UpdatePolicy::default()
-        },
-        ..OtaConfig::default()
-    };
+    let retry = RetryPolicy::attempts(3, Duration::minutes(1))
+        .multiplier(2)
+        .max_backoff(Duration::hours(1));
+    let config = OtaConfig::default().policy(UpdatePolicy::default().retry(retry));
     let h = Harness::new(config);
     let p = h.profile("p1").await;
     let d = h.devices(&p, "d", 1).await.remove(0);

@@ -202,10 +202,7 @@ fn engine(store: PgStore, name: &str) -> Ota {
         Arc::new(store),
         Arc::new(RecordingNotifier::default()),
         Arc::new(SystemClock),
-        OtaConfig {
-            instance_id: name.to_string(),
-            ..OtaConfig::default()
-        },
+        OtaConfig::default().instance_id(name),
     )
 }
 

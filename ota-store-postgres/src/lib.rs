@@ -21,19 +21,38 @@
 //!   [`Unavailable`](ota_core::store::StoreError::Unavailable) (transient); the pool reconnects
 //!   by itself.
 //!
+//! - Connecting checks the URL first (`postgres://` or `postgresql://`), then makes one
+//!   connection within [`PgStoreOptions::connect_timeout`] (5 s by default); a failure names
+//!   what was tried (user, host, port, database) and why it failed: connection refused, a host
+//!   name that does not resolve, authentication, a missing database, no answer in time.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), ota_core::store::StoreError> {
 //! use ota_store_postgres::{PgStore, PgStoreOptions};
-//! let store = PgStore::connect(PgStoreOptions::new("postgres://postgres@127.0.0.1:5432/test")).await?;
-//! # let _ = store; Ok(()) }
+//! let options = PgStoreOptions::new("postgres://postgres@127.0.0.1:5432/test").schema("ota");
+//! let store = PgStore::connect(options.clone()).await?;
+//! // ... hand `std::sync::Arc::new(store.clone())` to the engine ...
+//! store.close().await; // at shutdown: waits for the connections to close
+//! // Removing the store's data for good (tests, tear-down): drop its schema.
+//! PgStore::drop_schema(&options).await?;
+//! # Ok(()) }
 //! ```
+//!
+//! The pool is sqlx's [`PgPool`] ([`PgStore::pool`]); the crate re-exports [`sqlx`] so that
+//! a platform can run its own queries on it without a dependency of its own.
+//!
+//! # Features
+//!
+//! - `testing`: the test kit ([`testing`]): a fresh store in a schema of its own per test.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod assignments;
 mod audit;
 mod batcher;
 mod campaigns;
 mod codec;
+mod connect;
 mod content;
 mod current_batch;
 mod devices;
@@ -50,22 +69,28 @@ mod updates;
 mod upload;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+
+/// The sqlx crate this store is built on (the type of [`PgStore::pool`]).
+pub use sqlx;
 
 pub use migrate::MIGRATIONS;
 pub use upload::UPLOAD_LEASE;
 
 use ota_core::store::StoreError;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use std::str::FromStr;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The size of the chunks package content is stored in.
 pub const CHUNK_SIZE: usize = 1024 * 1024;
 
-/// How to connect.
+/// How to connect: [`PgStoreOptions::new`] with the URL, then the setters. Every default is
+/// documented on its field. New fields may be added later (the struct is
+/// `#[non_exhaustive]`).
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PgStoreOptions {
     /// A `postgres://` URL.
     pub url: String,
@@ -76,6 +101,9 @@ pub struct PgStoreOptions {
     pub max_connections: u32,
     /// How long to wait for a free connection or for the server (default 10 s).
     pub acquire_timeout: Duration,
+    /// How long [`PgStore::connect`] waits for its first connection before it reports what
+    /// it tried (default 5 s).
+    pub connect_timeout: Duration,
     /// Most update transitions (and latest-update reads) of concurrent callers put in one
     /// statement (default 256; 1 turns batching off). See [`PgStoreOptions::write_batch`].
     pub write_batch: usize,
@@ -89,8 +117,21 @@ impl PgStoreOptions {
             schema: None,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(10),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             write_batch: DEFAULT_WRITE_BATCH,
         }
+    }
+
+    /// Waits at most `timeout` for a free connection of the pool (at least 1 ms).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Waits at most `timeout` for the first connection (at least 1 ms).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout.max(Duration::from_millis(1));
+        self
     }
 
     /// Keeps the tables in `schema`.
@@ -114,6 +155,9 @@ impl PgStoreOptions {
     }
 }
 
+/// The default of [`PgStoreOptions::connect_timeout`]: 5 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The default of [`PgStoreOptions::write_batch`].
 pub const DEFAULT_WRITE_BATCH: usize = 256;
 
@@ -127,6 +171,13 @@ pub struct PgStore {
     uploads: upload::UploadSlots,
 }
 
+/// The error for a schema name [`valid_identifier`] refuses.
+pub(crate) fn invalid_schema(schema: &str) -> StoreError {
+    StoreError::Backend {
+        message: format!("invalid schema name {schema:?}: use letters, digits and _ only"),
+    }
+}
+
 /// Whether `name` is a plain SQL identifier (letters, digits, `_`, not starting with a digit).
 fn valid_identifier(name: &str) -> bool {
     !name.is_empty()
@@ -138,19 +189,23 @@ fn valid_identifier(name: &str) -> bool {
 impl PgStore {
     /// Connects, creates the schema when one is named and missing, and applies the
     /// migrations that have not run yet.
+    ///
+    /// Errors say what was tried and why it failed: a URL that is not `postgres://` or
+    /// `postgresql://`, or an invalid schema name ([`StoreError::Backend`], before any
+    /// connection); connection refused, no answer within
+    /// [`connect_timeout`](PgStoreOptions::connect_timeout) or a server starting up
+    /// ([`StoreError::Unavailable`]: retrying may help); a host name that does not resolve,
+    /// failed authentication or a missing database ([`StoreError::Backend`]: fix the URL or
+    /// the server).
     pub async fn connect(options: PgStoreOptions) -> Result<Self, StoreError> {
-        let mut connect =
-            PgConnectOptions::from_str(&options.url).map_err(|e| StoreError::Backend {
-                message: format!("invalid PostgreSQL URL: {e}"),
-            })?;
+        let mut connect = connect::parse_url(&options.url)?;
         if let Some(schema) = &options.schema {
             if !valid_identifier(schema) {
-                return Err(StoreError::Backend {
-                    message: format!(
-                        "invalid schema name {schema:?}: use letters, digits and _ only"
-                    ),
-                });
+                return Err(invalid_schema(schema));
             }
+        }
+        connect::probe(&connect, options.connect_timeout).await?;
+        if let Some(schema) = &options.schema {
             let pool = PgPoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(options.acquire_timeout)
@@ -201,8 +256,19 @@ impl PgStore {
         &self.pool
     }
 
-    /// Closes every connection.
+    /// Closes every connection of the pool (shared by every clone of this store) and waits
+    /// until they are closed. Calls made afterwards fail with
+    /// [`StoreError::Unavailable`]. Call it at shutdown, after the engine's last call.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Drops the schema named in `options` with every table and row in it: the way to remove
+    /// a store's data for good (tear-down, tests). Nothing else of the database is touched;
+    /// a schema that does not exist is not an error. Refused when `options` names no schema
+    /// (the tables then share the default schema with whatever else is there; drop them by
+    /// hand). Close every store using the schema first.
+    pub async fn drop_schema(options: &PgStoreOptions) -> Result<(), StoreError> {
+        connect::drop_schema(options).await
     }
 }

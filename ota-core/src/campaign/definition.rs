@@ -39,6 +39,36 @@ pub enum CampaignTarget {
 }
 
 impl CampaignTarget {
+    /// Every device of `profile`.
+    pub fn profile(profile: ProfileId) -> Self {
+        Self::Selection {
+            profile: Some(profile),
+            groups: BTreeSet::new(),
+            source_versions: BTreeSet::new(),
+        }
+    }
+
+    /// Every member of one of `groups`.
+    pub fn groups(groups: impl IntoIterator<Item = GroupId>) -> Self {
+        Self::Selection {
+            profile: None,
+            groups: groups.into_iter().collect(),
+            source_versions: BTreeSet::new(),
+        }
+    }
+
+    /// Narrows a selection to devices currently running one of `versions` (of the package's
+    /// kind). A device list is returned unchanged.
+    pub fn on_versions(mut self, versions: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        if let Self::Selection {
+            source_versions, ..
+        } = &mut self
+        {
+            source_versions.extend(versions.into_iter().map(Into::into));
+        }
+        self
+    }
+
     /// Whether `device` is selected (for [`CampaignTarget::Selection`]; a device list is
     /// decided by its members).
     pub fn selects(&self, device: &crate::device::Device, kind: PackageKind) -> bool {
@@ -61,8 +91,11 @@ impl CampaignTarget {
     }
 }
 
-/// What an operator defines: everything but the runtime position.
+/// What an operator defines: everything but the runtime position. Build it with
+/// [`CampaignSpec::new`] and the setters (or set the public fields); new fields may be added
+/// later (the struct is `#[non_exhaustive]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CampaignSpec {
     /// Name (1 to 255 characters).
     pub name: String,
@@ -117,6 +150,60 @@ impl CampaignSpec {
             windows: Vec::new(),
             dynamic: false,
         }
+    }
+
+    /// Sets the free text.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Starts the campaign at `start_at` (it is SCHEDULED until then).
+    pub fn start_at(mut self, start_at: Timestamp) -> Self {
+        self.start_at = Some(start_at);
+        self
+    }
+
+    /// Ends the campaign at `finish_at` at the latest.
+    pub fn finish_at(mut self, finish_at: Timestamp) -> Self {
+        self.finish_at = Some(finish_at);
+        self
+    }
+
+    /// Sets the ordered waves.
+    pub fn waves(mut self, waves: Vec<Wave>) -> Self {
+        self.waves = waves;
+        self
+    }
+
+    /// Sets the error threshold.
+    pub fn error_threshold(mut self, error_threshold: ErrorThreshold) -> Self {
+        self.error_threshold = Some(error_threshold);
+        self
+    }
+
+    /// Sets the campaign's own pace.
+    pub fn pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
+        self
+    }
+
+    /// Sets the timeouts and retries of its updates.
+    pub fn policy(mut self, policy: UpdatePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Notifies devices only inside these windows.
+    pub fn windows(mut self, windows: Vec<MaintenanceWindow>) -> Self {
+        self.windows = windows;
+        self
+    }
+
+    /// Whether devices that join the target while it runs are taken too.
+    pub fn dynamic(mut self, dynamic: bool) -> Self {
+        self.dynamic = dynamic;
+        self
     }
 
     /// Checks every field; the error names the first that is wrong. `max_span` is the

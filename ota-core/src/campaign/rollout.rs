@@ -41,6 +41,15 @@ pub struct Wave {
 }
 
 impl Wave {
+    /// A wave of `size` that only an operator starts (for the first wave: that starts with
+    /// the campaign).
+    pub fn new(size: WaveSize) -> Self {
+        Self {
+            size,
+            advance: WaveAdvance::default(),
+        }
+    }
+
     /// A wave of `size` started by the earlier waves reaching `success_percent` UPDATED.
     pub fn after_success(size: WaveSize, success_percent: f64) -> Self {
         Self {

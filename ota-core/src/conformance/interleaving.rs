@@ -222,12 +222,12 @@ pub struct Interleaving {
 }
 
 fn policy() -> UpdatePolicy {
-    UpdatePolicy {
-        retry: RetryPolicy::attempts(3, Duration::seconds(5)),
-        timeouts: Timeouts::none()
+    UpdatePolicy::new(
+        Timeouts::none()
             .with(UpdateState::Initiated, Duration::seconds(60))
             .with(UpdateState::Queued, Duration::seconds(200)),
-    }
+        RetryPolicy::attempts(3, Duration::seconds(5)),
+    )
 }
 
 impl Interleaving {

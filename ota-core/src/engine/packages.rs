@@ -8,8 +8,11 @@ use crate::store::{ByteStream, StoreError, UpdateFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-/// What an uploader says about a new package.
+/// What an uploader says about a new package. Build it with [`NewPackage::new`] and the
+/// setters (`NewPackage::new(..).description("..").tag("beta")`); new fields may be added
+/// later (the struct is `#[non_exhaustive]`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct NewPackage {
     /// The owning tenant.
     pub tenant_id: TenantId,
@@ -57,6 +60,50 @@ impl NewPackage {
             description: None,
             tag: None,
         }
+    }
+}
+
+impl NewPackage {
+    /// Sets the profiles it can be installed on.
+    pub fn compatibility(mut self, compatibility: Compatibility) -> Self {
+        self.compatibility = compatibility;
+        self
+    }
+
+    /// The checksum the content must have (verified while it streams in).
+    pub fn checksum(mut self, checksum: Checksum) -> Self {
+        self.checksum = Some(checksum);
+        self
+    }
+
+    /// For external packages: the size passed to devices.
+    pub fn size(mut self, size: u64) -> Self {
+        self.size = Some(size);
+        self
+    }
+
+    /// Sets the MIME type of the content.
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Sets the file name offered in downloads.
+    pub fn file_name(mut self, file_name: impl Into<String>) -> Self {
+        self.file_name = Some(file_name.into());
+        self
+    }
+
+    /// Sets the free text.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+
+    /// Sets the tag (`fw_tag`).
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tag = Some(tag.into());
+        self
     }
 }
 

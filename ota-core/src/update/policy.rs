@@ -65,6 +65,7 @@ impl Timeouts {
 /// `initial_backoff * multiplier^(n-1)`, at most `max_backoff`, as long as `n < max_attempts`.
 /// The default, `max_attempts = 1`, never retries automatically; operators can always retry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Attempts in all, the first included. 0 and 1 both mean no automatic retry.
     pub max_attempts: u32,
@@ -90,6 +91,30 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Sets the most attempts in all (1: no automatic retry).
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts;
+        self
+    }
+
+    /// Sets the wait before the first retry.
+    pub fn initial_backoff(mut self, initial_backoff: Duration) -> Self {
+        self.initial_backoff = initial_backoff;
+        self
+    }
+
+    /// Sets the factor the wait grows by per attempt.
+    pub fn multiplier(mut self, multiplier: u32) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// Sets the longest wait between attempts.
+    pub fn max_backoff(mut self, max_backoff: Duration) -> Self {
+        self.max_backoff = max_backoff;
+        self
+    }
+
     /// No automatic retry.
     pub fn never() -> Self {
         Self::default()
@@ -143,6 +168,7 @@ pub const DEFAULT_UNANSWERED_ATTEMPTS: u32 = 3;
 /// catches devices that were offline or dropped the notice, not lost notices. Set
 /// `timeouts` to [`Timeouts::none`] and `unanswered_attempts` to 1 to turn it off.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UpdatePolicy {
     /// Timeouts per state. Default: INITIATED after [`DEFAULT_INITIATED_TIMEOUT`].
     #[serde(default = "default_timeouts")]
@@ -185,5 +211,35 @@ impl UpdatePolicy {
             retry.max_attempts = retry.max_attempts.max(self.unanswered_attempts);
         }
         retry
+    }
+}
+
+impl UpdatePolicy {
+    /// A policy of `timeouts` and `retry` (with the default
+    /// [`unanswered_attempts`](Self::unanswered_attempts)).
+    pub fn new(timeouts: Timeouts, retry: RetryPolicy) -> Self {
+        Self {
+            timeouts,
+            retry,
+            unanswered_attempts: DEFAULT_UNANSWERED_ATTEMPTS,
+        }
+    }
+
+    /// Sets the attempts in all for an update whose device never answers its notice.
+    pub fn unanswered_attempts(mut self, attempts: u32) -> Self {
+        self.unanswered_attempts = attempts;
+        self
+    }
+
+    /// Sets the timeouts per state.
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 }

@@ -19,14 +19,9 @@ pub const ACTOR: &str = "tester";
 
 /// An engine configuration with a global pace of `per_second` releases per second.
 pub fn paced_config(instance: &str, per_second: u32) -> OtaConfig {
-    OtaConfig {
-        instance_id: instance.to_string(),
-        global_pacing: Pacing {
-            rate: Some(Rate::new(per_second, chrono::Duration::seconds(1)).unwrap()),
-            ..Pacing::default()
-        },
-        ..OtaConfig::default()
-    }
+    OtaConfig::default().instance_id(instance).global_pacing(
+        Pacing::default().rate(Rate::new(per_second, chrono::Duration::seconds(1)).unwrap()),
+    )
 }
 
 /// Creates `n` devices on one profile, a firmware package `fw 2.0` and assigns it to the
