@@ -29,5 +29,5 @@ pub mod device;
 mod error;
 mod range;
 
-pub use device::{device_router, DeviceApiOptions, HttpNotifier, RateLimit};
+pub use device::{device_router, ContentCache, DeviceApiOptions, HttpNotifier, RateLimit};
 pub use error::ApiError;
