@@ -406,4 +406,33 @@ mod tests {
         assert!(!small.preload(&store, &package).await);
         assert_eq!(small.cached_bytes(), 0);
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Random lookups and finished loads: the cache never holds more than its budget,
+        /// counts exactly what it holds, and serves what it loaded until it is evicted.
+        #[test]
+        fn the_budget_always_holds(ops in proptest::collection::vec((0usize..6, any::<bool>()), 1..80)) {
+            const SIZES: [u64; 6] = [10, 20, 30, 45, 60, 101];
+            let cache = ContentCache::new(100);
+            for (k, load_ok) in ops {
+                let key = format!("k{k}");
+                let size = SIZES[k];
+                let claimed = cache.lookup(&key, size).is_err();
+                if claimed {
+                    let piece = vec![0u8; size as usize];
+                    cache.finish(&key, load_ok.then(|| cached(&[&piece])));
+                    if load_ok {
+                        let served = cache.lookup(&key, size);
+                        prop_assert!(matches!(served, Ok(Some(_))));
+                    }
+                }
+                let state = cache.lock();
+                let sum: u64 = state.entries.values().map(Entry::size).sum();
+                prop_assert_eq!(state.bytes, sum);
+                prop_assert!(state.bytes <= 100);
+            }
+        }
+    }
 }
