@@ -23,11 +23,15 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The management API is in [`management`]: [`management_router`] builds it.
 #![warn(missing_docs)]
 
 pub mod device;
 mod error;
+pub mod management;
 mod range;
 
 pub use device::{device_router, ContentCache, DeviceApiOptions, HttpNotifier, RateLimit};
 pub use error::ApiError;
+pub use management::{management_router, ManagementOptions};
