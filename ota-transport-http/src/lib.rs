@@ -1,8 +1,28 @@
 //! Device HTTP API (ThingsBoard-compatible, with resumable `Range` downloads) and the
 //! management REST API of the OTA library.
 //!
-//! The device API: [`device_router`] with [`DeviceApiOptions`] and the [`HttpNotifier`] that
-//! wakes long-polling devices; see [`device`].
+//! The device API is [`device_router`]: build the engine with an [`HttpNotifier`], give the
+//! same notifier to [`DeviceApiOptions`], and serve the router (see [`device`] for the routes):
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ota_core::engine::{Ota, OtaConfig};
+//! use ota_transport_http::{device_router, DeviceApiOptions, HttpNotifier};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let notifier = HttpNotifier::new();
+//! let ota = Ota::new(
+//!     Arc::new(ota_core::memory::MemoryStore::new()),
+//!     Arc::new(notifier.clone()),
+//!     Arc::new(ota_core::SystemClock),
+//!     OtaConfig::default(),
+//! );
+//! let options = DeviceApiOptions::new(notifier).rate_limit(Some("20:1,600:60".parse().unwrap()));
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//! axum::serve(listener, device_router(ota, options)).await?;
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! The management API is in [`management`]: [`management_router`] builds it.
 #![warn(missing_docs)]
@@ -12,6 +32,6 @@ mod error;
 pub mod management;
 mod range;
 
-pub use device::{device_router, DeviceApiOptions, HttpNotifier, RateLimit};
+pub use device::{device_router, ContentCache, DeviceApiOptions, HttpNotifier, RateLimit};
 pub use error::ApiError;
 pub use management::{management_router, ManagementOptions};

@@ -222,4 +222,36 @@ mod tests {
             "attachment; filename=\"a_b__.bin\"; filename*=UTF-8''a%22b%2F%C3%A9.bin"
         );
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any Range, If-Range and If-None-Match text on any size: no panic; partial answers
+        /// are non-empty ranges inside the content; errors are 416 with the size.
+        #[test]
+        fn any_header_gives_a_sound_plan(
+            range in "(bytes|BYTES|items)?=?[0-9 ,\\-]{0,24}",
+            if_range in proptest::option::of("(W/)?\"?[a-c]{0,3}\"?"),
+            size in 0u64..2000,
+        ) {
+            let mut h = vec![(header::RANGE, range.as_str())];
+            if let Some(v) = if_range.as_deref() {
+                h.push((header::IF_RANGE, v));
+            }
+            let headers = headers(&h);
+            match plan(&headers, size, V, 8) {
+                Ok(RangePlan::Partial(ranges)) => {
+                    prop_assert!(!ranges.is_empty() && ranges.len() <= 8);
+                    for (start, end) in ranges {
+                        prop_assert!(start < end && end <= size, "{start}..{end} of {size}");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    prop_assert_eq!(e.status.as_u16(), 416);
+                    prop_assert_eq!(e.unsatisfied_size, Some(size));
+                }
+            }
+        }
+    }
 }

@@ -495,3 +495,41 @@ on_both_stores!(
     a_device_downloads_only_its_own_package,
     malformed_queries_answer_400,
 );
+
+/// Without a cache, a download streams from PostgreSQL with bounded memory: a 64 MiB package
+/// goes through the server (and the test's client, in the same process) with a peak growth
+/// far below its size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_stream_from_postgres_with_bounded_memory() {
+    use ota_store_postgres::testing::{generated_content, ResidentMemory};
+    const SIZE: u64 = 64 << 20;
+    let server = Server::start_with(Backend::Postgres, |o| o.content_cache_bytes(0)).await;
+    let new = ota_core::engine::NewPackage::new(server.tenant, PackageKind::Firmware, "big", "1");
+    let package = server
+        .ota
+        .upload_package(support::ACTOR, new, generated_content(SIZE, 256 * 1024, 42))
+        .await
+        .unwrap();
+    let device = server.device().await;
+    server.assign(&device, &package).await;
+    let url = server.url(&device.access_token, "firmware?title=big&version=1");
+    if !ResidentMemory::reset_peak() {
+        eprintln!("cannot reset the peak resident memory here; checking the bytes only");
+    }
+    let before = ResidentMemory::read().map(|m| m.current);
+    let mut r = server.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut hasher = sha2::Sha256::new();
+    let mut received = 0u64;
+    while let Some(piece) = r.chunk().await.unwrap() {
+        received += piece.len() as u64;
+        hasher.update(&piece);
+    }
+    assert_eq!(received, SIZE);
+    assert_eq!(Some(hex(&hasher.finalize())), package.sha256);
+    if let (Some(before), Some(after)) = (before, ResidentMemory::read()) {
+        let growth = after.peak.saturating_sub(before);
+        assert!(growth < 32 << 20, "peak growth {} MiB", growth >> 20);
+    }
+    server.stop().await;
+}

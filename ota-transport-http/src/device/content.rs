@@ -6,7 +6,7 @@
 //! slice the cached pieces without copying. The least recently used entries make room.
 
 use crate::error::ApiError;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use ota_core::checksum::ContentHasher;
 use ota_core::store::{ByteRange, Store};
@@ -73,9 +73,16 @@ struct State {
     clock: u64,
 }
 
-/// The content cache (see the module documentation).
+/// A cache of package content in memory, keyed by SHA256 and size, within a byte budget
+/// (see the module documentation). Cheap to clone: clones share the cache, so one cache can
+/// serve several routers, and the embedder can [`ContentCache::preload`] hot packages.
+#[derive(Clone, Debug)]
+pub struct ContentCache {
+    inner: Arc<Inner>,
+}
+
 #[derive(Debug)]
-pub(crate) struct ContentCache {
+struct Inner {
     budget: u64,
     state: Mutex<State>,
 }
@@ -83,16 +90,51 @@ pub(crate) struct ContentCache {
 /// Largest piece handed to the connection at once from the cache.
 const SERVE_PIECE: usize = 1 << 20;
 
+/// Cached pieces smaller than this are gathered into pieces of this size.
+const GATHER: usize = 1 << 20;
+
 impl ContentCache {
-    pub(crate) fn new(budget: u64) -> Self {
+    /// A cache holding at most `budget` bytes of content (0: nothing is cached).
+    pub fn new(budget: u64) -> Self {
         Self {
-            budget,
-            state: Mutex::new(State::default()),
+            inner: Arc::new(Inner {
+                budget,
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// The budget in bytes.
+    pub fn budget(&self) -> u64 {
+        self.inner.budget
+    }
+
+    /// How many bytes the cache holds or is loading now.
+    pub fn cached_bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+
+    /// Loads `package`'s content into the cache now (for example when a campaign starts).
+    /// Returns whether it is cached: `false` when it does not fit the budget, has no stored
+    /// content, is being loaded by a download right now, or could not be read whole and
+    /// intact.
+    pub async fn preload(&self, store: &Arc<dyn Store>, package: &Package) -> bool {
+        let (Some(key), Some(size)) = (Self::key(package), package.size) else {
+            return false;
+        };
+        match self.lookup(&key, size) {
+            Ok(found) => found.is_some(),
+            Err(()) => {
+                let loaded = load(store, package).await;
+                let ok = loaded.is_some();
+                self.finish(&key, loaded);
+                ok
+            }
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn key(package: &Package) -> Option<String> {
@@ -113,11 +155,11 @@ impl ContentCache {
             Some(Entry::Loading { .. }) => return Ok(None),
             None => {}
         }
-        if size > self.budget || size == 0 {
+        if size > self.inner.budget || size == 0 {
             return Ok(None);
         }
         // Make room from the least recently used ready entries.
-        while state.bytes + size > self.budget {
+        while state.bytes + size > self.inner.budget {
             let victim = state
                 .entries
                 .iter()
@@ -164,7 +206,7 @@ impl ContentCache {
 
     /// Bytes `start..end` of `package`'s content as a stream.
     pub(crate) async fn stream(
-        self: &Arc<Self>,
+        &self,
         store: &Arc<dyn Store>,
         package: &Package,
         start: u64,
@@ -201,11 +243,6 @@ impl ContentCache {
             .map(|piece| piece.map_err(std::io::Error::other))
             .boxed())
     }
-
-    #[cfg(test)]
-    fn cached_bytes(&self) -> u64 {
-        self.lock().bytes
-    }
 }
 
 /// Reads `package`'s whole content, checking its size and SHA256; `None` on any failure.
@@ -218,16 +255,42 @@ async fn load(store: &Arc<dyn Store>, package: &Package) -> Option<Cached> {
     let mut pieces = Vec::new();
     let mut offsets = Vec::new();
     let mut offset = 0u64;
+    // Small pieces are gathered into larger ones (fewer, larger writes to the sockets);
+    // large ones are kept as they are, without a copy.
+    let mut gathering = BytesMut::new();
+    let flush = |gathering: &mut BytesMut,
+                 pieces: &mut Vec<Bytes>,
+                 offsets: &mut Vec<u64>,
+                 offset: &mut u64| {
+        if !gathering.is_empty() {
+            let piece = std::mem::take(gathering).freeze();
+            offsets.push(*offset);
+            *offset += piece.len() as u64;
+            pieces.push(piece);
+        }
+    };
     while let Some(piece) = content.next().await {
         let piece = piece.ok()?;
         hasher.update(&piece);
-        offsets.push(offset);
-        offset += piece.len() as u64;
-        if Some(offset) > package.size {
+        if hasher.bytes_seen() > package.size.unwrap_or(0) {
             return None;
         }
-        pieces.push(piece);
+        if piece.len() >= GATHER {
+            flush(&mut gathering, &mut pieces, &mut offsets, &mut offset);
+            offsets.push(offset);
+            offset += piece.len() as u64;
+            pieces.push(piece);
+        } else {
+            if gathering.is_empty() {
+                gathering.reserve(GATHER);
+            }
+            gathering.extend_from_slice(&piece);
+            if gathering.len() >= GATHER {
+                flush(&mut gathering, &mut pieces, &mut offsets, &mut offset);
+            }
+        }
     }
+    flush(&mut gathering, &mut pieces, &mut offsets, &mut offset);
     let digest = hasher.finish().ok()?;
     if Some(digest.size) != package.size || package.sha256.as_deref() != Some(&digest.sha256) {
         tracing::warn!(package = %package.id, "stored content does not match its size or SHA256; not cached");
@@ -278,5 +341,98 @@ mod tests {
         cache.finish("b", None);
         assert_eq!(cache.cached_bytes(), 0);
         assert!(cache.lookup("big", 101).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn preloaded_content_streams_every_range_exactly() {
+        use ota_core::engine::{NewPackage, Ota, OtaConfig};
+        use ota_core::notifier::RecordingNotifier;
+        use ota_core::store::StoreError;
+        use ota_core::{PackageKind, SystemClock, TenantId};
+
+        let store: Arc<dyn Store> = Arc::new(ota_core::memory::MemoryStore::new());
+        let ota = Ota::new(
+            store.clone(),
+            Arc::new(RecordingNotifier::new()),
+            Arc::new(SystemClock),
+            OtaConfig::default(),
+        );
+        let len = 3 * GATHER + 12_345;
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        // Small pieces and large ones, as different stores hand them out.
+        let mut pieces: Vec<Result<Bytes, StoreError>> = Vec::new();
+        let mut at = 0;
+        for size in [1000, GATHER + 5, 70_000].iter().cycle() {
+            if at >= len {
+                break;
+            }
+            let end = (at + size).min(len);
+            pieces.push(Ok(Bytes::copy_from_slice(&data[at..end])));
+            at = end;
+        }
+        let new = NewPackage::new(TenantId::new(), PackageKind::Firmware, "fw", "1");
+        let package = ota
+            .upload_package("t", new, Box::pin(stream::iter(pieces)))
+            .await
+            .unwrap();
+        let cache = ContentCache::new(len as u64);
+        assert!(cache.preload(&store, &package).await);
+        assert_eq!(cache.cached_bytes(), len as u64);
+        let len = len as u64;
+        for (start, end) in [
+            (0, len),
+            (0, 1),
+            (999, 1001),
+            (len - 1, len),
+            (GATHER as u64 - 3, 2 * GATHER as u64 + 9),
+            (5, 5),
+        ] {
+            let got: Vec<Bytes> = cache
+                .stream(&store, &package, start, end)
+                .await
+                .unwrap()
+                .map(|p| p.unwrap())
+                .collect()
+                .await;
+            assert!(got.iter().all(|p| p.len() <= SERVE_PIECE));
+            assert_eq!(
+                got.concat(),
+                &data[start as usize..end as usize],
+                "{start}..{end}"
+            );
+        }
+        // Too large for the budget: not cached, still served from the store.
+        let small = ContentCache::new(len - 1);
+        assert!(!small.preload(&store, &package).await);
+        assert_eq!(small.cached_bytes(), 0);
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Random lookups and finished loads: the cache never holds more than its budget,
+        /// counts exactly what it holds, and serves what it loaded until it is evicted.
+        #[test]
+        fn the_budget_always_holds(ops in proptest::collection::vec((0usize..6, any::<bool>()), 1..80)) {
+            const SIZES: [u64; 6] = [10, 20, 30, 45, 60, 101];
+            let cache = ContentCache::new(100);
+            for (k, load_ok) in ops {
+                let key = format!("k{k}");
+                let size = SIZES[k];
+                let claimed = cache.lookup(&key, size).is_err();
+                if claimed {
+                    let piece = vec![0u8; size as usize];
+                    cache.finish(&key, load_ok.then(|| cached(&[&piece])));
+                    if load_ok {
+                        let served = cache.lookup(&key, size);
+                        prop_assert!(matches!(served, Ok(Some(_))));
+                    }
+                }
+                let state = cache.lock();
+                let sum: u64 = state.entries.values().map(Entry::size).sum();
+                prop_assert_eq!(state.bytes, sum);
+                prop_assert!(state.bytes <= 100);
+            }
+        }
     }
 }

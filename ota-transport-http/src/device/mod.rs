@@ -21,6 +21,7 @@ mod options;
 mod query;
 mod rate_limit;
 
+pub use content::ContentCache;
 pub use notifier::HttpNotifier;
 pub use options::DeviceApiOptions;
 pub use rate_limit::{Bandwidth, RateLimit, RateLimitError};
@@ -44,7 +45,7 @@ pub(crate) struct DeviceApi {
     options: DeviceApiOptions,
     tokens: TokenCache,
     limiter: Option<RateLimiter>,
-    content: Arc<content::ContentCache>,
+    content: ContentCache,
 }
 
 impl DeviceApi {
@@ -52,7 +53,7 @@ impl DeviceApi {
         Self {
             tokens: TokenCache::new(options.token_cache_ttl, options.token_cache_capacity),
             limiter: options.rate_limit.clone().map(RateLimiter::new),
-            content: Arc::new(content::ContentCache::new(options.content_cache_bytes)),
+            content: options.content_cache.clone(),
             ota,
             options,
         }

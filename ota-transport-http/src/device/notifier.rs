@@ -289,4 +289,26 @@ mod tests {
         assert_eq!(task.await.unwrap(), None);
         assert_eq!(n.waiting_devices(), 0);
     }
+
+    #[tokio::test]
+    async fn ten_thousand_waiters_wake_and_leave_nothing() {
+        let n = HttpNotifier::new();
+        let devices: Vec<DeviceId> = (0..1000).map(|_| DeviceId::new()).collect();
+        let mut tasks = Vec::new();
+        for d in &devices {
+            for _ in 0..10 {
+                let waiter = n.subscribe(*d);
+                tasks.push(tokio::spawn(waiter.wait(Duration::from_secs(3600))));
+            }
+        }
+        assert_eq!(n.waiting_devices(), 1000);
+        assert!(devices.iter().all(|d| n.waiters(*d) == 10));
+        for d in &devices {
+            n.notify(&update(*d, "x")).await.unwrap();
+        }
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap()["fw_title"], json!("x"));
+        }
+        assert_eq!(n.waiting_devices(), 0);
+    }
 }

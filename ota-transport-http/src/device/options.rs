@@ -1,5 +1,6 @@
 //! What an embedder configures for the device API.
 
+use super::content::ContentCache;
 use super::notifier::HttpNotifier;
 use super::rate_limit::RateLimit;
 use std::time::Duration;
@@ -23,9 +24,8 @@ pub struct DeviceApiOptions {
     pub long_poll_default: Duration,
     /// Longest long-poll wait; larger `timeout`s are cut to it. Default: 10 min.
     pub long_poll_max: Duration,
-    /// Memory for caching package content by SHA256, in bytes (0: no cache). Default:
-    /// 256 MiB.
-    pub content_cache_bytes: u64,
+    /// The cache of hot package content (by SHA256). Default: a new cache of 256 MiB.
+    pub content_cache: ContentCache,
     /// Most ranges one `Range` header may ask for. Default: 16.
     pub max_ranges: usize,
 }
@@ -41,7 +41,7 @@ impl DeviceApiOptions {
             rate_limit: None,
             long_poll_default: Duration::from_secs(30),
             long_poll_max: Duration::from_secs(600),
-            content_cache_bytes: 256 * 1024 * 1024,
+            content_cache: ContentCache::new(256 * 1024 * 1024),
             max_ranges: 16,
         }
     }
@@ -64,9 +64,15 @@ impl DeviceApiOptions {
         self
     }
 
-    /// Sets [`Self::content_cache_bytes`].
+    /// Uses a new content cache of `bytes` (0: no caching).
     pub fn content_cache_bytes(mut self, bytes: u64) -> Self {
-        self.content_cache_bytes = bytes;
+        self.content_cache = ContentCache::new(bytes);
+        self
+    }
+
+    /// Uses `cache` (shared with its other clones).
+    pub fn content_cache(mut self, cache: ContentCache) -> Self {
+        self.content_cache = cache;
         self
     }
 
