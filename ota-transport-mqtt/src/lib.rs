@@ -1,6 +1,9 @@
-//! Device MQTT protocol of the OTA library: an endpoint that devices connect to, and a bridge
-//! that connects to an existing broker.
+//! Device MQTT protocol of the OTA library, compatible with ThingsBoard's device API: an
+//! endpoint that devices connect to, and a bridge that connects to an existing broker.
 //!
-//! The implementation follows the core engine; this crate is a workspace member now so that
-//! the crate map is fixed.
+//! - [`protocol`]: the protocol without I/O (topics, payload rules, limits, answers).
+//! - [`handler`]: runs a device message through the protocol and the engine.
 #![warn(missing_docs)]
+
+pub mod handler;
+pub mod protocol;

@@ -1,0 +1,189 @@
+//! Runs a device's message through the protocol and the engine: the part that both the
+//! endpoint and the bridge share. The answers are in endpoint form (`v1/devices/me/...`).
+
+use crate::protocol::replies::{self, Outgoing};
+use crate::protocol::session::{DeviceSession, EngineCall, Routed};
+use crate::protocol::ChunkRequest;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use ota_core::engine::{Ota, OtaError};
+use ota_core::store::ByteRange;
+use ota_core::{Device, PackageKind};
+
+/// What became of one message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Handled {
+    /// Messages for the device.
+    pub replies: Vec<Outgoing>,
+    /// Set when the connection must be closed, with the reason.
+    pub disconnect: Option<String>,
+}
+
+/// Handles device messages against an engine.
+#[derive(Clone, Debug)]
+pub struct DeviceHandler {
+    ota: Ota,
+}
+
+impl DeviceHandler {
+    /// A handler over `ota`.
+    pub fn new(ota: Ota) -> Self {
+        Self { ota }
+    }
+
+    /// The engine.
+    pub fn ota(&self) -> &Ota {
+        &self.ota
+    }
+
+    /// Handles a message `device` published on `topic` (endpoint form) at `now_ms`.
+    pub async fn handle(
+        &self,
+        device: &Device,
+        session: &mut DeviceSession,
+        topic: &str,
+        payload: &[u8],
+        now_ms: u64,
+    ) -> Handled {
+        match session.route(topic, payload, now_ms) {
+            Routed::Reply(out) => Handled {
+                replies: vec![out],
+                disconnect: None,
+            },
+            Routed::Disconnect { reason } => Handled {
+                replies: Vec::new(),
+                disconnect: Some(reason),
+            },
+            Routed::Call(call) => Handled {
+                replies: self.call(device, session, call).await.into_iter().collect(),
+                disconnect: None,
+            },
+        }
+    }
+
+    async fn call(
+        &self,
+        device: &Device,
+        session: &mut DeviceSession,
+        call: EngineCall,
+    ) -> Option<Outgoing> {
+        match call {
+            EngineCall::Report { topic, payload } => {
+                match self.ota.handle_payload(device, &payload).await {
+                    Ok(_) => None,
+                    Err(e) => {
+                        log_engine_error(device, topic, &e);
+                        Some(replies::general_error(topic, &device_message(&e)))
+                    }
+                }
+            }
+            EngineCall::SharedAttributes {
+                request_id,
+                keys,
+                with_client,
+            } => {
+                let mut shared = serde_json::Map::new();
+                for kind in PackageKind::ALL {
+                    match self.ota.shared_attributes(device, kind).await {
+                        Ok(attributes) => shared.extend(attributes),
+                        Err(e) => {
+                            log_engine_error(device, "attributes/request", &e);
+                            return Some(replies::request_error(
+                                crate::protocol::topic::attribute_response_topic(&request_id),
+                                &device_message(&e),
+                            ));
+                        }
+                    }
+                }
+                Some(replies::attribute_response(
+                    &request_id,
+                    &shared,
+                    keys.as_deref(),
+                    with_client,
+                ))
+            }
+            EngineCall::Chunk(request) => Some(match self.chunk(device, session, &request).await {
+                Ok(bytes) => replies::chunk_response(&request, bytes),
+                Err(message) => replies::chunk_error(
+                    request.kind,
+                    &request.request_id,
+                    &request.chunk.to_string(),
+                    &message,
+                ),
+            }),
+        }
+    }
+
+    /// The bytes of one chunk, or the error message for the device.
+    async fn chunk(
+        &self,
+        device: &Device,
+        session: &mut DeviceSession,
+        request: &ChunkRequest,
+    ) -> Result<Bytes, String> {
+        let package = self
+            .ota
+            .authorize_download(device, request.kind, None, None)
+            .await
+            .map_err(|e| {
+                log_engine_error(device, "chunk request", &e);
+                device_message(&e)
+            })?;
+        session.bind_download(request.kind, &request.request_id, package.id)?;
+        let total = package.size.unwrap_or(0);
+        let (start, end) = request
+            .range(total)
+            .ok_or_else(|| "chunk offset is out of range".to_string())?;
+        let max = u64::from(session.limits().max_chunk_size);
+        if end - start > max {
+            return Err(format!(
+                "the whole {} is {total} bytes, more than the limit of {max} bytes per \
+                 message: ask for chunks",
+                request.kind
+            ));
+        }
+        if start == end {
+            return Ok(Bytes::new());
+        }
+        let mut stream = self
+            .ota
+            .store()
+            .read_content(device.tenant_id, package.id, ByteRange::new(start, end))
+            .await
+            .map_err(|e| {
+                let e = OtaError::from(e);
+                log_engine_error(device, "chunk read", &e);
+                device_message(&e)
+            })?;
+        let mut bytes = BytesMut::with_capacity((end - start) as usize);
+        while let Some(part) = stream.next().await {
+            let part = part.map_err(|e| {
+                let e = OtaError::from(e);
+                log_engine_error(device, "chunk read", &e);
+                device_message(&e)
+            })?;
+            bytes.extend_from_slice(&part);
+        }
+        Ok(bytes.freeze())
+    }
+}
+
+/// The text a device is told for an engine error: the error itself for what the device can
+/// act on, a generic message for internal failures (logged separately).
+pub fn device_message(error: &OtaError) -> String {
+    match error {
+        OtaError::Store(e) if !e.is_not_found() => {
+            "the server could not handle the request; try again later".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn log_engine_error(device: &Device, what: &str, error: &OtaError) {
+    match error {
+        OtaError::Store(e) if !e.is_not_found() => {
+            tracing::warn!(device = %device.id, what, error = %error, "engine call failed");
+        }
+        _ => tracing::debug!(device = %device.id, what, error = %error, "device request refused"),
+    }
+}
