@@ -56,7 +56,8 @@ pub struct CampaignBody {
     pub start_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When it ends at the latest.
     pub finish_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Ordered waves, e.g. `[{"size":{"percent":1.0}},{"size":"rest","advance":{"success_percent":95.0}}]`.
+    /// Ordered waves, e.g. `[{"size":{"type":"percent","value":1.0}},
+    /// {"size":{"type":"rest"},"advance":{"success_percent":95.0}}]`.
     #[schema(value_type = Option<Vec<Object>>)]
     pub waves: Option<serde_json::Value>,
     /// Error threshold, e.g. `{"percent":10.0,"min_finished":20,"action":"pause"}`.

@@ -7,8 +7,11 @@ use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::StatusCode;
 use axum::Router;
 use std::sync::Arc;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::openapi::OpenApi as Document;
+use utoipa::openapi::{
+    ContentBuilder, Header, OpenApi as Document, Ref, RefOr, Response, ResponseBuilder,
+};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -61,8 +64,80 @@ fn api(prefix: &str) -> OpenApiRouter<AppState> {
 
 /// The document served under `prefix`.
 pub(super) fn document(prefix: &str) -> Document {
-    let mut doc = api(prefix).into_openapi();
+    finish(api(&normalized(prefix)).into_openapi())
+}
+
+fn error_response(description: &str) -> Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+/// Adds what every operation may answer (the answers of the extractors, the authenticator and
+/// a store that is down) where a handler did not document it itself, and the version.
+fn finish(mut doc: Document) -> Document {
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let unavailable = {
+        let mut r = error_response("The store (or the identity provider) is unavailable; retry after `Retry-After` seconds");
+        r.headers.insert(
+            "Retry-After".to_string(),
+            Header::new(ObjectBuilder::new().schema_type(Type::Integer).build()),
+        );
+        r
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if path.ends_with("/openapi.json") {
+            continue;
+        }
+        let with_body = |op: &Option<utoipa::openapi::path::Operation>| {
+            op.as_ref().is_some_and(|o| o.request_body.is_some())
+        };
+        let has_body = [&item.post, &item.put, &item.patch].map(with_body);
+        let ops = [
+            (&mut item.get, false),
+            (&mut item.delete, false),
+            (&mut item.post, has_body[0]),
+            (&mut item.put, has_body[1]),
+            (&mut item.patch, has_body[2]),
+        ];
+        for (op, body) in ops {
+            let Some(op) = op else { continue };
+            let responses = &mut op.responses.responses;
+            let mut add = |code: &str, r: Response| {
+                responses.entry(code.to_string()).or_insert(RefOr::T(r));
+            };
+            add(
+                "400",
+                error_response("A path parameter or the query string is malformed"),
+            );
+            add(
+                "401",
+                error_response("No credential, or one that is not valid"),
+            );
+            add(
+                "403",
+                error_response("The caller's role does not allow this"),
+            );
+            add("503", unavailable.clone());
+            if body {
+                add("413", error_response("The body is larger than the limit"));
+                add(
+                    "415",
+                    error_response("The body is not of the content type documented"),
+                );
+                add(
+                    "422",
+                    error_response("The body does not fit the documented schema"),
+                );
+            }
+        }
+    }
     doc
 }
 
@@ -86,8 +161,8 @@ async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiEr
 
 pub(super) fn router(state: AppState) -> Router {
     let prefix = normalized(&state.options.prefix);
-    let (router, mut doc) = api(&prefix).split_for_parts();
-    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    let (router, doc) = api(&prefix).split_for_parts();
+    let doc = finish(doc);
     let json = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
     let limit = state.options.max_json_body;
     router
