@@ -92,6 +92,9 @@ impl TestDevice {
                 o.set_keep_alive(Duration::from_secs(options.keep_alive_secs));
                 o.set_clean_start(options.clean_start);
                 o.set_max_packet_size(Some(MAX_PACKET as u32));
+                let mut network = rumqttc::NetworkOptions::new();
+                network.set_tcp_nodelay(true);
+                o.set_network_options(network);
                 o.set_credentials(
                     options.username.clone(),
                     options.password.clone().unwrap_or_default(),
@@ -161,6 +164,9 @@ impl TestDevice {
                     options.password.clone().unwrap_or_default(),
                 );
                 let (client, mut eventloop) = rumqttc::AsyncClient::new(o, 256);
+                let mut network = rumqttc::NetworkOptions::new();
+                network.set_tcp_nodelay(true);
+                eventloop.set_network_options(network);
                 let poller = tokio::spawn(async move {
                     use rumqttc::{Event, Packet};
                     let mut connack_tx = Some(connack_tx);
