@@ -39,6 +39,7 @@ pub mod notifier;
 pub mod pacing;
 pub mod package;
 pub mod precedence;
+pub mod prelude;
 pub mod schedule;
 pub mod store;
 pub mod update;
@@ -56,3 +57,23 @@ pub use ids::{
 };
 pub use package::{Compatibility, Package, PackageKind, PackageSource, TitleVersion};
 pub use update::{Update, UpdateState};
+
+pub use campaign::{CampaignSpec, CampaignTarget};
+pub use engine::{NewPackage, Ota, OtaConfig, OtaError, Result};
+#[cfg(feature = "memory")]
+pub use memory::MemoryStore;
+pub use notifier::{Notice, Notifier, NotifyError};
+pub use store::{ByteStream, ByteStreamExt, Store, StoreError};
+
+/// The attribute that implementations of this crate's async traits ([`Notifier`], the store
+/// traits) put on their `impl` blocks: `#[ota_core::async_trait]`. Re-exported from the
+/// `async-trait` crate so that no extra dependency is needed.
+pub use async_trait::async_trait;
+/// The `bytes` crate, whose [`Bytes`](bytes::Bytes) are the chunks of a [`ByteStream`].
+pub use bytes;
+/// The `chrono` crate: [`Timestamp`] is a `chrono::DateTime<Utc>`, durations (timeouts,
+/// leases, [`ManualClock::advance`]) are `chrono::Duration`.
+pub use chrono;
+/// The `futures-util` crate (features `std`, `alloc`, `io`): `StreamExt` to read a
+/// [`ByteStream`], `io::AsyncRead` for [`ByteStreamExt::from_reader`].
+pub use futures_util;

@@ -59,7 +59,53 @@ pub struct NotifyError {
     pub message: String,
 }
 
-/// Delivers notices to devices.
+/// Delivers notices to devices: the one trait every transport (and every platform with its
+/// own device channel) implements.
+///
+/// The engine calls [`Notifier::notify`] when it releases an update (the device should fetch
+/// the new shared attributes) and when it withdraws one. A notifier hands the notice to its
+/// transport and returns; it should not wait for the device. A device that is offline is not
+/// an error: it reads its attributes when it comes back. Return [`NotifyError`] only when the
+/// notice could not be handed over at all; the engine counts it
+/// ([`TickReport::notify_failures`](crate::engine::TickReport::notify_failures)) and the update
+/// stays INITIATED.
+///
+/// # Implementing it
+///
+/// The trait is async through the [`async_trait`](crate::async_trait) attribute, re-exported by
+/// this crate: put `#[ota_core::async_trait]` (or `#[async_trait]` with the
+/// [prelude](crate::prelude)) on the `impl` block and write a plain `async fn`.
+///
+/// ```
+/// use ota_core::prelude::*;
+/// use std::sync::Mutex;
+///
+/// /// Publishes notices to a platform's device channel (here: a list).
+/// #[derive(Default)]
+/// struct MyChannel {
+///     sent: Mutex<Vec<String>>,
+/// }
+///
+/// #[ota_core::async_trait]
+/// impl Notifier for MyChannel {
+///     async fn notify(&self, notice: &Notice) -> Result<(), NotifyError> {
+///         let line = match notice {
+///             Notice::Update { device_id, attributes, .. } => {
+///                 format!("{device_id}: {}", serde_json::Value::Object(attributes.clone()))
+///             }
+///             Notice::Withdrawal { device_id, keys, .. } => {
+///                 format!("{device_id}: deleted {keys:?}")
+///             }
+///         };
+///         self.sent.lock().map_err(|_| NotifyError { message: "poisoned".into() })?.push(line);
+///         Ok(())
+///     }
+/// }
+///
+/// // The engine takes it as `Arc<dyn Notifier>`.
+/// let notifier: std::sync::Arc<dyn Notifier> = std::sync::Arc::new(MyChannel::default());
+/// # let _ = notifier;
+/// ```
 #[async_trait]
 pub trait Notifier: Send + Sync {
     /// Delivers `notice`, or queues it for delivery.

@@ -60,7 +60,11 @@ impl AssignmentStore for PgStore {
         .bind(to_json(assignment)?)
         .execute(&mut *tx)
         .await
-        .map_err(map)?;
+        .map_err(|e| match map(e) {
+            // The foreign key to the package: deleted meanwhile (or never there).
+            StoreError::NotFound { .. } => StoreError::not_found("package", assignment.package_id),
+            other => other,
+        })?;
         tx.commit().await.map_err(map)?;
         old.map(|doc| from_json("assignment", doc)).transpose()
     }

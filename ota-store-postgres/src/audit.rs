@@ -11,9 +11,10 @@ use ota_core::TenantId;
 #[async_trait]
 impl AuditStore for PgStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        sqlx::query(
+        // Append only: an id that exists (in any tenant) replaces nothing.
+        let done = sqlx::query(
             "INSERT INTO ota_audit (id, tenant_id, doc) VALUES ($1, $2, $3)
-             ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(entry.id)
         .bind(entry.tenant_id.0)
@@ -21,6 +22,12 @@ impl AuditStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(map)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::conflict(
+                "audit entry",
+                format!("id {} exists; the audit log is append only", entry.id),
+            ));
+        }
         Ok(())
     }
 

@@ -87,7 +87,7 @@ pub(crate) async fn download(
 ) -> Result<ByteStream, StoreError> {
     let row = sqlx::query(
         "SELECT chunk_size, (doc->>'size')::bigint AS size FROM ota_packages
-         WHERE id = $1 AND tenant_id = $2",
+         WHERE id = $1 AND tenant_id = $2 AND upload_until IS NULL",
     )
     .bind(id.0)
     .bind(tenant.0)

@@ -148,7 +148,9 @@ impl PgStore {
                 .map_err(error::map)?;
             migrate::create_schema(&pool, schema).await?;
             pool.close().await;
-            connect = connect.options([("search_path", schema.as_str())]);
+            // Quoted: unquoted, a keyword such as `user` would not parse and capitals
+            // would fold to lower case.
+            connect = connect.options([("search_path", migrate::quote_identifier(schema))]);
         }
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)

@@ -5,12 +5,24 @@ use ota_core::store::StoreError;
 use sqlx::PgPool;
 
 /// The migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(i32, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        20,
+        "package_references",
+        include_str!("../migrations/0020_package_references.sql"),
+    ),
+];
 
 /// A key for `pg_advisory_xact_lock`, so that instances starting together apply each
 /// migration once.
 const LOCK_KEY: i64 = 0x6f74_615f_6d69_6772; // "ota_migr"
+
+/// `name` quoted as an SQL identifier (`"name"`, inner quotes doubled), so that a keyword
+/// (`user`) or a name with capitals means exactly that schema.
+pub(crate) fn quote_identifier(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 /// Creates `schema` when it is missing. Under the migrations' lock: `CREATE SCHEMA IF NOT
 /// EXISTS` run by two instances at once can fail on the catalog's unique index.
@@ -21,10 +33,13 @@ pub(crate) async fn create_schema(pool: &PgPool, schema: &str) -> Result<(), Sto
         .execute(&mut *tx)
         .await
         .map_err(map)?;
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-        .execute(&mut *tx)
-        .await
-        .map_err(map)?;
+    sqlx::query(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {}",
+        quote_identifier(schema)
+    ))
+    .execute(&mut *tx)
+    .await
+    .map_err(map)?;
     tx.commit().await.map_err(map)
 }
 

@@ -61,7 +61,7 @@ impl PackageStore for PgStore {
     }
 
     async fn get_package(&self, tenant: TenantId, id: PackageId) -> Result<Package, StoreError> {
-        let row = sqlx::query("SELECT doc FROM ota_packages WHERE id = $1 AND tenant_id = $2")
+        let row = sqlx::query("SELECT doc FROM ota_packages WHERE id = $1 AND tenant_id = $2 AND upload_until IS NULL")
             .bind(id.0)
             .bind(tenant.0)
             .fetch_optional(&self.pool)
@@ -80,7 +80,8 @@ impl PackageStore for PgStore {
     ) -> Result<Option<Package>, StoreError> {
         let row = sqlx::query(
             "SELECT doc FROM ota_packages
-             WHERE tenant_id = $1 AND kind = $2 AND title = $3 AND version = $4",
+             WHERE tenant_id = $1 AND kind = $2 AND title = $3 AND version = $4
+                 AND upload_until IS NULL",
         )
         .bind(tenant.0)
         .bind(name_of(&kind))
@@ -101,6 +102,7 @@ impl PackageStore for PgStore {
         let rows = sqlx::query(
             "SELECT doc FROM ota_packages
              WHERE tenant_id = $1 AND id > $2 AND ($3::text IS NULL OR kind = $3)
+                 AND upload_until IS NULL
              ORDER BY id LIMIT $4",
         )
         .bind(tenant.0)
@@ -115,12 +117,21 @@ impl PackageStore for PgStore {
     }
 
     async fn delete_package(&self, tenant: TenantId, id: PackageId) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM ota_packages WHERE id = $1 AND tenant_id = $2")
-            .bind(id.0)
-            .bind(tenant.0)
-            .execute(&self.pool)
-            .await
-            .map_err(map)?;
+        // Assignments refer to packages through a foreign key (ON DELETE RESTRICT): a
+        // package assigned by a concurrent caller refuses the delete.
+        let done = sqlx::query(
+            "DELETE FROM ota_packages WHERE id = $1 AND tenant_id = $2 AND upload_until IS NULL",
+        )
+        .bind(id.0)
+        .bind(tenant.0)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| match map(e) {
+            StoreError::NotFound { .. } => {
+                StoreError::conflict("package", format!("package {id} is assigned"))
+            }
+            other => other,
+        })?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("package", id));
         }

@@ -47,10 +47,13 @@ impl TestDatabase {
             .connect(&self.url)
             .await
             .unwrap_or_else(|e| panic!("{}", unreachable_help(&self.url, &e)));
-        sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("cannot drop schema {}: {e}", self.schema));
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            crate::migrate::quote_identifier(&self.schema)
+        ))
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("cannot drop schema {}: {e}", self.schema));
         pool.close().await;
     }
 }

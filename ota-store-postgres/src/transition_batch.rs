@@ -2,15 +2,19 @@
 //! of up to [`PgStoreOptions::write_batch`] callers go to the database in one statement and
 //! one commit. Each caller gets exactly the answer it would get alone: applied, stale
 //! revision ([`StoreError::PreconditionFailed`]) or unknown update ([`StoreError::NotFound`]).
-//! When the batched statement fails as a whole (a unique index, a deadlock, a lost
-//! connection), its transitions are written one by one, so that each gets its own error.
+//! When the server refuses the batched statement as a whole (a unique index, a deadlock), its
+//! transitions are written one by one, so that each gets its own error. When the connection
+//! is lost with the statement sent, the outcome is read back row by row (see `settle`): a
+//! committed batch whose reply was lost is reported applied, never stale.
 //!
 //! [`PgStoreOptions::write_batch`]: crate::PgStoreOptions::write_batch
 
 use crate::batcher::{lost_answer, BatchJob, Batcher};
 use crate::codec::{to_i64, to_json};
 use crate::error::map;
-use crate::updates::{transition_one, UpdateColumns, COUNT_TRANSITIONED};
+use crate::updates::{
+    decode_update, transition_one, UpdateColumns, COUNT_TRANSITIONED, UPDATE_COLUMNS,
+};
 use ota_core::store::{StoreError, Transition};
 use ota_core::update::{HistoryEntry, Update};
 use sqlx::{PgPool, Row};
@@ -87,18 +91,25 @@ pub(crate) async fn write(
     }
     let together: Vec<&Transition> = batch.iter().map(|i| &transitions[*i]).collect();
     let written = if together.len() > 1 {
-        write_batch(pool, &together).await.ok()
+        Some(write_batch(pool, &together).await)
     } else {
         None
     };
     match written {
-        Some(applied) => {
+        Some(Ok(applied)) => {
             for (i, answer) in batch.iter().zip(explain(pool, &together, &applied).await) {
                 answers[*i] = Some(answer);
             }
         }
-        // Alone, or the batch failed as a whole: each on its own, with its own answer.
-        None => {
+        // The connection went away with the statement sent: it may have been committed.
+        Some(Err(BatchFailure::Unknown(e))) => {
+            for (i, answer) in batch.iter().zip(settle(pool, &together, &e).await) {
+                answers[*i] = Some(answer);
+            }
+        }
+        // Alone, or the server refused the batch as a whole (nothing of it was written):
+        // each on its own, with its own answer.
+        None | Some(Err(BatchFailure::Refused)) => {
             for i in &batch {
                 answers[*i] = Some(write_one(pool, &transitions[*i]).await);
             }
@@ -111,6 +122,102 @@ pub(crate) async fn write(
         .into_iter()
         .map(|a| a.unwrap_or_else(|| Err(lost_answer("a transition was left out"))))
         .collect()
+}
+
+/// Why a batched statement gave no answer.
+enum BatchFailure {
+    /// The server refused it (a constraint, a deadlock, ...): nothing of it was written.
+    Refused,
+    /// No answer came back (a lost connection): it may or may not have been committed.
+    Unknown(StoreError),
+}
+
+impl From<sqlx::Error> for BatchFailure {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            // The server answered with an error: the statement (its own transaction) was
+            // rolled back.
+            sqlx::Error::Database(_) => Self::Refused,
+            // Never sent: no connection could be had.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Self::Refused,
+            other => Self::Unknown(map(other)),
+        }
+    }
+}
+
+/// The answers for a batch whose outcome is unknown (the connection was lost after sending
+/// it). The batch is one statement, so it was committed whole or not at all. Each row is
+/// read again: a row that holds what the transition wrote was applied; a row still at the
+/// expected revision was not written, and the transition is written on its own (a
+/// compare-and-set, so it cannot apply twice); anything else cannot be told apart from
+/// another writer's change and answers [`StoreError::Unavailable`], never a stale revision.
+async fn settle(
+    pool: &PgPool,
+    batch: &[&Transition],
+    lost: &StoreError,
+) -> Vec<Result<(), StoreError>> {
+    let ids: Vec<Uuid> = batch.iter().map(|t| t.update.id.0).collect();
+    let rows = match sqlx::query(&format!(
+        "SELECT {UPDATE_COLUMNS} FROM ota_updates WHERE id = ANY($1)"
+    ))
+    .bind(&ids)
+    .fetch_all(pool)
+    .await
+    {
+        Ok(rows) => rows,
+        Err(e) => {
+            let e = map(e);
+            return batch
+                .iter()
+                .map(|t| {
+                    Err(StoreError::Unavailable {
+                        message: format!(
+                            "update {}: the connection was lost while writing ({lost}) and reading the outcome failed ({e}); it may or may not have been applied",
+                            t.update.id
+                        ),
+                    })
+                })
+                .collect();
+        }
+    };
+    let mut stored: HashMap<Uuid, Update> = HashMap::new();
+    for row in &rows {
+        match decode_update(row) {
+            Ok(u) => {
+                stored.insert(u.id.0, u);
+            }
+            Err(e) => {
+                return batch
+                    .iter()
+                    .map(|_| {
+                        Err(StoreError::Unavailable {
+                            message: e.to_string(),
+                        })
+                    })
+                    .collect()
+            }
+        }
+    }
+    let mut answers = Vec::with_capacity(batch.len());
+    for t in batch {
+        let answer = match stored.get(&t.update.id.0) {
+            Some(now) if now.tenant_id == t.update.tenant_id && *now == t.update => Ok(()),
+            Some(now)
+                if now.tenant_id == t.update.tenant_id && now.revision == t.expected_revision =>
+            {
+                write_one(pool, t).await
+            }
+            Some(now) if now.tenant_id == t.update.tenant_id => Err(StoreError::Unavailable {
+                message: format!(
+                    "update {}: the connection was lost while writing ({lost}); it is now at revision {}, so whether this transition was applied cannot be told",
+                    t.update.id, now.revision
+                ),
+            }),
+            _ => Err(StoreError::not_found("update", t.update.id)),
+        };
+        answers.push(answer);
+    }
+    answers
 }
 
 /// The answers for a written batch: applied, or why not.
@@ -169,7 +276,7 @@ async fn explain(
 /// campaign counters written for those. Returns the ids applied. Written so that the cached
 /// generic plan, which cannot know the arrays' length, still finds rows through the primary
 /// key (`id = ANY($1)`) and joins each input row once.
-async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uuid>, StoreError> {
+async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uuid>, BatchFailure> {
     let mut c = UpdateColumns::default();
     let mut expected = Vec::with_capacity(batch.len());
     let mut history_device = Vec::with_capacity(batch.len());
@@ -178,7 +285,11 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
         c.push(&t.update);
         expected.push(to_i64(t.expected_revision));
         history_device.push(t.history.device_id.0);
-        docs.push(to_json(&t.history)?.to_string());
+        docs.push(
+            to_json(&t.history)
+                .map_err(|_| BatchFailure::Refused)?
+                .to_string(),
+        );
     }
     let sql = format!(
         "WITH i AS (
@@ -226,9 +337,8 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
         .bind(&history_device)
         .bind(&docs)
         .fetch_all(pool)
-        .await
-        .map_err(map)?;
+        .await?;
     rows.iter()
-        .map(|row| row.try_get::<Uuid, _>("id").map_err(map))
+        .map(|row| row.try_get::<Uuid, _>("id").map_err(BatchFailure::from))
         .collect()
 }

@@ -202,6 +202,32 @@ pub async fn audit_log_pages(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(seen, ids);
+
+    // Append only: an entry reusing an id is refused and replaces nothing.
+    let first = store
+        .list_audit(f.tenant, PageRequest::first(1))
+        .await
+        .expect("list")
+        .items
+        .remove(0);
+    let mut forged = first.clone();
+    forged.actor = "mallory".into();
+    forged.action = "package.delete".into();
+    let refused = store
+        .append_audit(&forged)
+        .await
+        .expect_err("an entry reusing an id must be refused");
+    assert!(
+        matches!(refused, StoreError::Conflict { .. }),
+        "{refused:?}"
+    );
+    let again = store
+        .list_audit(f.tenant, PageRequest::first(1))
+        .await
+        .expect("list")
+        .items
+        .remove(0);
+    assert_eq!(again, first, "the stored entry must be unchanged");
 }
 
 /// Pace states are written by compare-and-set: a writer holding an old version is refused.

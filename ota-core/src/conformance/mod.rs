@@ -34,6 +34,7 @@ pub use updates::*;
 pub const BEHAVIOURS: &[&str] = &[
     "packages_crud_and_uniqueness",
     "package_listing_pages",
+    "package_delete_and_assign_are_atomic",
     "content_round_trip_and_ranges",
     "content_mismatch_keeps_nothing",
     "devices_crud_and_uniqueness",
@@ -66,6 +67,7 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@stamp $factory;
             packages_crud_and_uniqueness,
             package_listing_pages,
+            package_delete_and_assign_are_atomic,
             content_round_trip_and_ranges,
             content_mismatch_keeps_nothing,
             devices_crud_and_uniqueness,

@@ -1,6 +1,8 @@
 //! Package metadata behaviours.
 
-use super::fixtures::Fixture;
+use super::fixtures::{at, Fixture};
+use crate::assignment::{Assignment, AssignmentTarget};
+use crate::ids::AssignmentId;
 use crate::package::PackageKind;
 use crate::store::{PageRequest, Store, StoreError};
 use std::collections::BTreeSet;
@@ -103,4 +105,98 @@ pub async fn package_listing_pages(store: Arc<dyn Store>) {
         .items
         .iter()
         .all(|p| p.kind == PackageKind::Software));
+}
+
+/// Deleting a package and assigning it at the same time: exactly one of the two wins. A
+/// package is never deleted while assigned, and no assignment points at a deleted package
+/// (40 concurrent pairs, each on its own package and device).
+pub async fn package_delete_and_assign_are_atomic(store: Arc<dyn Store>) {
+    let f = Fixture::new(store.clone());
+    let profile = f.profile("p").await;
+    let devices = f.devices(&profile, "d", 40).await;
+    let mut packages = Vec::new();
+    for i in 0..devices.len() {
+        let p = f.package(PackageKind::Firmware, "fw", &format!("1.{i}"));
+        store.create_package(&p).await.expect("package");
+        packages.push(p);
+    }
+    // Each pair is driven by one future: delete and assign, started together.
+    let pairs = devices
+        .iter()
+        .zip(&packages)
+        .enumerate()
+        .map(|(i, (d, p))| {
+            let store = store.clone();
+            let assignment = Assignment {
+                id: AssignmentId::new(),
+                tenant_id: f.tenant,
+                kind: PackageKind::Firmware,
+                target: AssignmentTarget::Device(d.id),
+                package_id: p.id,
+                assigned_at: at(i as i64),
+                assigned_by: "conformance".to_string(),
+            };
+            async move {
+                let (tenant, id) = (p.tenant_id, p.id);
+                let delete = store.delete_package(tenant, id);
+                let assign = store.put_assignment(&assignment);
+                // Alternate which one is polled first.
+                if i % 2 == 0 {
+                    let (d, a) = futures_util::future::join(delete, assign).await;
+                    (d, a.map(|_| ()))
+                } else {
+                    let (a, d) = futures_util::future::join(assign, delete).await;
+                    (d, a.map(|_| ()))
+                }
+            }
+        });
+    let outcomes = futures_util::future::join_all(pairs).await;
+    for ((d, p), (deleted, assigned)) in devices.iter().zip(&packages).zip(outcomes) {
+        let stored = store
+            .get_assignment(
+                f.tenant,
+                PackageKind::Firmware,
+                AssignmentTarget::Device(d.id),
+            )
+            .await
+            .expect("get assignment");
+        let exists = match store.get_package(f.tenant, p.id).await {
+            Ok(_) => true,
+            Err(e) if e.is_not_found() => false,
+            Err(e) => panic!("get package: {e:?}"),
+        };
+        match (&deleted, &assigned) {
+            (Ok(()), Err(e)) => {
+                assert!(e.is_not_found(), "assigning a deleted package: {e:?}");
+                assert!(!exists && stored.is_none(), "deleted, so not assigned");
+            }
+            (Err(e), Ok(())) => {
+                assert!(
+                    matches!(e, StoreError::Conflict { .. }),
+                    "deleting an assigned package: {e:?}"
+                );
+                assert!(exists, "assigned, so not deleted");
+                assert_eq!(stored.map(|a| a.package_id), Some(p.id));
+            }
+            other => panic!("exactly one of delete and assign must succeed: {other:?}"),
+        }
+    }
+    // And once unassigned, the package can be deleted.
+    for (d, p) in devices.iter().zip(&packages) {
+        if store
+            .remove_assignment(
+                f.tenant,
+                PackageKind::Firmware,
+                AssignmentTarget::Device(d.id),
+            )
+            .await
+            .expect("remove")
+            .is_some()
+        {
+            store
+                .delete_package(f.tenant, p.id)
+                .await
+                .expect("delete once unassigned");
+        }
+    }
 }

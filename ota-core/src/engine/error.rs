@@ -137,10 +137,211 @@ pub enum OtaError {
     },
 }
 
+/// The result of engine operations: `Result<T, OtaError>` unless another error is named.
+pub type Result<T, E = OtaError> = std::result::Result<T, E>;
+
 impl OtaError {
     /// Whether the error means "not found" (of any entity).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Store(e) if e.is_not_found())
             || matches!(self, Self::NothingAssigned { .. })
+    }
+
+    /// Whether making the same call again (after a short backoff) may succeed: the store was
+    /// unavailable ([`StoreError::Unavailable`]), a compare-and-set lost a race to another
+    /// writer ([`StoreError::PreconditionFailed`]), or concurrent writers kept changing the
+    /// same update or campaign ([`OtaError::Contention`], [`OtaError::CampaignContention`]).
+    /// Every other error says something about the request or the data, and repeats until
+    /// they change. HTTP maps transient errors to 503 (with `Retry-After`), MQTT to an error
+    /// the device may retry.
+    ///
+    /// ```
+    /// use ota_core::prelude::*;
+    /// # fn op() -> ota_core::Result<()> { Ok(()) }
+    /// let mut tries = 0;
+    /// let done = loop {
+    ///     match op() {
+    ///         Err(e) if e.is_transient() && tries < 3 => tries += 1, // back off, then again
+    ///         other => break other,
+    ///     }
+    /// };
+    /// # done.unwrap();
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        // Exhaustive on purpose: a new variant must decide whether it is transient.
+        match self {
+            Self::Store(e) => {
+                e.is_transient() || matches!(e, StoreError::PreconditionFailed { .. })
+            }
+            Self::Contention { .. } | Self::CampaignContention { .. } => true,
+            Self::Validation(_)
+            | Self::InvalidRequest { .. }
+            | Self::PackageInUse { .. }
+            | Self::KindMismatch { .. }
+            | Self::Incompatible { .. }
+            | Self::NoUpdate { .. }
+            | Self::NotAllowed { .. }
+            | Self::NothingAssigned { .. }
+            | Self::NotAssignedPackage { .. }
+            | Self::ExternalContent { .. }
+            | Self::InvalidCampaign(_)
+            | Self::IllegalTransition(_)
+            | Self::InvalidDeviceList(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::device_list::DeviceListError;
+    use crate::campaign::{CampaignError, CampaignState};
+    use crate::ids::CampaignId;
+
+    fn all_kinds() -> Vec<(OtaError, bool)> {
+        let device = DeviceId::new();
+        let package = PackageId::new();
+        let kind = PackageKind::Firmware;
+        let store = |e: StoreError| OtaError::Store(e);
+        vec![
+            (
+                store(StoreError::Unavailable {
+                    message: "down".into(),
+                }),
+                true,
+            ),
+            (store(StoreError::precondition("revision 3 is now 4")), true),
+            (OtaError::Contention { device }, true),
+            (
+                OtaError::CampaignContention {
+                    campaign: CampaignId::new(),
+                },
+                true,
+            ),
+            (store(StoreError::not_found("device", device)), false),
+            (store(StoreError::conflict("package", "same title")), false),
+            (
+                store(StoreError::Backend {
+                    message: "syntax".into(),
+                }),
+                false,
+            ),
+            (store(StoreError::TooLarge { limit: 1 }), false),
+            (
+                store(StoreError::RangeNotSatisfiable {
+                    start: 9,
+                    end: 10,
+                    size: 1,
+                }),
+                false,
+            ),
+            (
+                store(StoreError::SourceFailed {
+                    message: "client left".into(),
+                }),
+                false,
+            ),
+            (
+                OtaError::Validation(
+                    crate::validation::ValidationRules::default()
+                        .validate_title("")
+                        .unwrap_err(),
+                ),
+                false,
+            ),
+            (
+                OtaError::InvalidRequest {
+                    message: "bad".into(),
+                },
+                false,
+            ),
+            (
+                OtaError::PackageInUse {
+                    package,
+                    uses: vec![],
+                },
+                false,
+            ),
+            (
+                OtaError::KindMismatch {
+                    package,
+                    expected: kind,
+                    actual: PackageKind::Software,
+                },
+                false,
+            ),
+            (
+                OtaError::Incompatible {
+                    package,
+                    profile: ProfileId::new(),
+                },
+                false,
+            ),
+            (
+                OtaError::NoUpdate {
+                    device,
+                    kind,
+                    action: "retry",
+                },
+                false,
+            ),
+            (
+                OtaError::NotAllowed {
+                    action: "retry",
+                    reason: "UPDATED".into(),
+                },
+                false,
+            ),
+            (OtaError::NothingAssigned { device, kind }, false),
+            (
+                OtaError::NotAssignedPackage {
+                    requested: "a 1".into(),
+                    assigned: "a 2".into(),
+                },
+                false,
+            ),
+            (
+                OtaError::ExternalContent {
+                    package,
+                    url: "https://x".into(),
+                },
+                false,
+            ),
+            (
+                OtaError::InvalidCampaign(CampaignError::InvalidName {
+                    reason: "empty".into(),
+                }),
+                false,
+            ),
+            (
+                OtaError::IllegalTransition(
+                    CampaignState::Draft
+                        .check_transition(CampaignState::Paused)
+                        .unwrap_err(),
+                ),
+                false,
+            ),
+            (OtaError::InvalidDeviceList(DeviceListError::NotUtf8), false),
+        ]
+    }
+
+    #[test]
+    fn transient_errors_are_exactly_the_retryable_ones() {
+        for (error, transient) in all_kinds() {
+            assert_eq!(error.is_transient(), transient, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn the_result_alias_defaults_to_ota_error() {
+        fn fails() -> Result<u8> {
+            Err(OtaError::InvalidRequest {
+                message: "x".into(),
+            })
+        }
+        fn other() -> Result<u8, std::fmt::Error> {
+            Err(std::fmt::Error)
+        }
+        assert!(fails().is_err() && other().is_err());
     }
 }

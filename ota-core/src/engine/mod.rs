@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod fleet;
 mod packages;
+mod queries;
 mod reevaluate;
 mod reports;
 mod schedules;
@@ -20,8 +21,9 @@ mod transitions;
 
 pub use campaigns::ImportReport;
 pub use config::OtaConfig;
-pub use error::{OtaError, PackageUse};
+pub use error::{OtaError, PackageUse, Result};
 pub use packages::NewPackage;
+pub use queries::{LatestUpdates, UpdateHistory, MAX_HISTORY_PAGE};
 pub use reports::ReportOutcome;
 pub use tick::TickReport;
 

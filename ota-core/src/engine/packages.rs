@@ -4,7 +4,7 @@ use super::{Ota, OtaError, PackageUse};
 use crate::checksum::Checksum;
 use crate::ids::{PackageId, TenantId};
 use crate::package::{Compatibility, Package, PackageKind, PackageSource};
-use crate::store::{ByteStream, UpdateFilter};
+use crate::store::{ByteStream, StoreError, UpdateFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -255,7 +255,18 @@ impl Ota {
         if !uses.is_empty() {
             return Err(OtaError::PackageInUse { package: id, uses });
         }
-        self.store.delete_package(tenant, id).await?;
+        match self.store.delete_package(tenant, id).await {
+            Ok(()) => {}
+            // Assigned meanwhile (the store checks atomically with the delete).
+            Err(e @ StoreError::Conflict { .. }) => {
+                let uses = self.package_uses(tenant, id).await?;
+                if uses.is_empty() {
+                    return Err(e.into());
+                }
+                return Err(OtaError::PackageInUse { package: id, uses });
+            }
+            Err(e) => return Err(e.into()),
+        }
         self.audit(
             tenant,
             actor,

@@ -117,13 +117,16 @@ impl Ota {
         let mut page = PageRequest::first(REEVALUATE_PAGE);
         loop {
             let devices = self.store.list_devices(tenant, selector, page).await?;
-            let outcomes: Vec<Result<(), OtaError>> = futures_util::stream::iter(&devices.items)
-                .map(|device| self.reevaluate(device, kind))
+            let next = devices.next;
+            // Owned devices, not references: a closure over `&Device` makes the future's
+            // `Send` unprovable for callers that need it (axum handlers, spawned tasks).
+            let outcomes: Vec<Result<(), OtaError>> = futures_util::stream::iter(devices.items)
+                .map(|device| async move { self.reevaluate(&device, kind).await })
                 .buffer_unordered(self.config.concurrency.max(1))
                 .collect()
                 .await;
             outcomes.into_iter().collect::<Result<(), OtaError>>()?;
-            match devices.next {
+            match next {
                 Some(next) => page = next,
                 None => return Ok(()),
             }

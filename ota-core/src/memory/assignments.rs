@@ -15,7 +15,15 @@ impl AssignmentStore for MemoryStore {
         assignment: &Assignment,
     ) -> Result<Option<Assignment>, StoreError> {
         let key = (assignment.tenant_id, assignment.kind, assignment.target);
-        Ok(self.lock().assignments.insert(key, assignment.clone()))
+        let mut t = self.lock();
+        // Under the same lock as deletes: a package deleted before is never assigned.
+        if t.packages
+            .get(&assignment.package_id)
+            .is_none_or(|p| p.tenant_id != assignment.tenant_id)
+        {
+            return Err(StoreError::not_found("package", assignment.package_id));
+        }
+        Ok(t.assignments.insert(key, assignment.clone()))
     }
 
     async fn remove_assignment(

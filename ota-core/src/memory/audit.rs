@@ -10,11 +10,15 @@ use std::ops::Bound;
 #[async_trait]
 impl AuditStore for MemoryStore {
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.lock()
-            .audit
-            .entry(entry.tenant_id)
-            .or_default()
-            .insert(entry.id, entry.clone());
+        let mut t = self.lock();
+        let log = t.audit.entry(entry.tenant_id).or_default();
+        if log.contains_key(&entry.id) {
+            return Err(StoreError::conflict(
+                "audit entry",
+                format!("id {} exists; the audit log is append only", entry.id),
+            ));
+        }
+        log.insert(entry.id, entry.clone());
         Ok(())
     }
 

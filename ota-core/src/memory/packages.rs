@@ -33,6 +33,14 @@ fn check_new(t: &Tables, p: &Package) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The conflict for deleting package `id` while `a` assigns it.
+fn in_use(id: PackageId, a: &crate::assignment::Assignment) -> StoreError {
+    StoreError::conflict(
+        "package",
+        format!("package {id} is assigned to {}", a.target),
+    )
+}
+
 fn insert(t: &mut Tables, p: Package, content: Option<Vec<Bytes>>) {
     t.package_keys.insert(key(&p), p.id);
     t.tenant_packages
@@ -144,6 +152,14 @@ impl PackageStore for MemoryStore {
             .filter(|p| p.tenant_id == tenant)
             .cloned()
             .ok_or_else(|| StoreError::not_found("package", id))?;
+        // Under the same lock as assignments: an assigned package is never deleted.
+        if let Some(a) = t
+            .assignments
+            .values()
+            .find(|a| a.tenant_id == tenant && a.package_id == id)
+        {
+            return Err(in_use(id, a));
+        }
         t.packages.remove(&id);
         t.package_keys.remove(&key(&p));
         t.content.remove(&id);

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 #[async_trait]
 pub trait AssignmentStore: Send + Sync {
     /// Stores `assignment`, replacing the one of the same (tenant, kind, target), which is
-    /// returned.
+    /// returned. [`StoreError::NotFound`] when its package does not exist in the tenant,
+    /// checked atomically with the write (a package being deleted is either still there and
+    /// then refuses the delete, or gone and then refuses this).
     async fn put_assignment(
         &self,
         assignment: &Assignment,

@@ -20,7 +20,7 @@ mod updates;
 pub use assignments::AssignmentStore;
 pub use audit_log::AuditStore;
 pub use campaigns::{skip_reason, CampaignStore, Materialized};
-pub use content::{ByteRange, ByteStream};
+pub use content::{ByteRange, ByteStream, ByteStreamExt, DEFAULT_READ_CHUNK};
 pub use devices::{DeviceSelector, DeviceStore};
 pub use error::StoreError;
 pub use pace::{PaceStore, VersionedPace};
@@ -31,6 +31,14 @@ pub use updates::{ClaimRequest, QueueScope, Transition, UpdateFilter, UpdateStor
 
 /// Every capability the engine needs, in one object-safe trait. Implemented for any type that
 /// implements all of them.
+///
+/// Most platforms use a ready store ([`MemoryStore`](crate::memory::MemoryStore), or the
+/// PostgreSQL store of the `ota-store-postgres` crate) and hand it to the engine as
+/// `Arc<dyn Store>`. To write another backend, implement each capability trait
+/// ([`PackageStore`], [`DeviceStore`], [`AssignmentStore`], [`UpdateStore`], [`AuditStore`],
+/// [`PaceStore`], [`CampaignStore`], [`ScheduleStore`]) with `#[ota_core::async_trait]` on the
+/// `impl` blocks, map the backend's failures into [`StoreError`] kinds, and run the
+/// conformance suite (feature `conformance`) against it.
 pub trait Store:
     PackageStore
     + DeviceStore

@@ -46,7 +46,10 @@ pub trait PackageStore: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<Package>, StoreError>;
 
-    /// Deletes a package and its content. Whether it is still in use is the engine's check.
+    /// Deletes a package and its content. [`StoreError::Conflict`] while an assignment
+    /// refers to it, checked atomically with the delete (see
+    /// [`AssignmentStore::put_assignment`](super::AssignmentStore::put_assignment)); other
+    /// uses (unfinished updates, campaigns, scheduled events) are the engine's check.
     async fn delete_package(&self, tenant: TenantId, id: PackageId) -> Result<(), StoreError>;
 
     /// Streams `range` of the package's stored content. [`StoreError::NotFound`] for an
