@@ -7,6 +7,12 @@
 //! published by [`BridgeNotifier`] and routed by the broker to the device wherever it is
 //! connected. After every CONNACK without a session the bridge subscribes again.
 //!
+//! What an instance remembers of a download (the chunk size of a request id, the package it
+//! started on) stays in that instance: with several instances, devices send the chunk size
+//! with every chunk request (ThingsBoard's SDKs do). A later chunk with an empty payload
+//! that reaches an instance which did not see the request's start is answered with an error
+//! on the error topic, never with a wrong chunk.
+//!
 //! The sample Mosquitto configuration in the crate (`mosquitto/`) keeps each device to its
 //! own topics with `pattern readwrite v1/devices/%u/#`, the device's username being its key
 //! (its access token or its name, [`DeviceKey`]).

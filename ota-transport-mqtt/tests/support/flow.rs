@@ -87,9 +87,23 @@ pub async fn download_from(
     from_chunk: u64,
     into: &mut Vec<u8>,
 ) {
+    download(dev, t, request_id, chunk_size, from_chunk, into, false).await
+}
+
+/// [`download_from`], with the size sent in every request when `repeat_size` (needed when
+/// several server instances share the requests).
+pub async fn download(
+    dev: &mut TestDevice,
+    t: &Topics,
+    request_id: &str,
+    chunk_size: usize,
+    from_chunk: u64,
+    into: &mut Vec<u8>,
+    repeat_size: bool,
+) {
     let mut chunk = from_chunk;
     loop {
-        let payload = if chunk == from_chunk {
+        let payload = if chunk == from_chunk || repeat_size {
             chunk_size.to_string()
         } else {
             // After the first request, an empty payload: the size used before.
@@ -121,6 +135,17 @@ pub async fn update_through_updated(
     attributes: &Value,
     chunk_size: usize,
 ) -> Vec<u8> {
+    update_sized(dev, t, attributes, chunk_size, false).await
+}
+
+/// [`update_through_updated`], with the chunk size sent in every request when `repeat_size`.
+pub async fn update_sized(
+    dev: &mut TestDevice,
+    t: &Topics,
+    attributes: &Value,
+    chunk_size: usize,
+    repeat_size: bool,
+) -> Vec<u8> {
     let title = attributes["fw_title"]
         .as_str()
         .expect("fw_title")
@@ -133,7 +158,7 @@ pub async fn update_through_updated(
     assert_eq!(attributes["fw_checksum_algorithm"], "SHA256");
     report(dev, t, json!({"fw_state": "DOWNLOADING"})).await;
     let mut bytes = Vec::with_capacity(size);
-    download_from(dev, t, "1", chunk_size, 0, &mut bytes).await;
+    download(dev, t, "1", chunk_size, 0, &mut bytes, repeat_size).await;
     assert_eq!(bytes.len(), size);
     assert_eq!(
         sha256_hex(&bytes),

@@ -2,6 +2,7 @@
 //! free port, and the device side of an update.
 #![allow(dead_code)]
 
+pub mod bridged;
 pub mod broker;
 pub mod device;
 pub mod flow;
