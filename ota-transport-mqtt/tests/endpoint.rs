@@ -226,6 +226,31 @@ async fn oversized_chunks_and_payloads_are_refused_with_errors() {
 }
 
 #[tokio::test]
+async fn a_chunk_larger_than_the_devices_maximum_packet_size_is_refused_with_an_error() {
+    let (fleet, _notifier, endpoint) = setup(EndpointConfig::default()).await;
+    let device = fleet.device("d1").await;
+    let (package, content) = fleet.package("2.0.0", 10_000).await;
+    fleet.assign(&device, &package).await;
+    fleet.tick().await;
+    let t = Topics::endpoint();
+    let mut options = DeviceOptions::new(Protocol::V5, "token-d1");
+    options.max_packet = 2048;
+    let (mut dev, _) = TestDevice::connect(endpoint.port, options)
+        .await
+        .expect("connected");
+    dev.subscribe(&t.chunk_error()).await;
+    dev.publish(&t.chunk_request("r", 0), "4096", false).await;
+    let text = String::from_utf8(dev.expect(&t.chunk_error()).await.to_vec()).unwrap();
+    assert!(text.contains("Maximum Packet Size"), "{text}");
+    // Smaller chunks fit.
+    dev.publish(&t.chunk_request("s", 1), "1024", false).await;
+    assert_eq!(
+        dev.expect(&t.chunk_response("s", 1)).await[..],
+        content[1024..2048]
+    );
+}
+
+#[tokio::test]
 async fn reassignment_mid_download_refuses_the_old_request_and_serves_a_new_one() {
     let (fleet, _notifier, endpoint) = setup(EndpointConfig::default()).await;
     let device = fleet.device("d1").await;

@@ -266,7 +266,8 @@ impl Connection {
     }
 
     /// Sends a message to the device. A message the device's limits refuse (MQTT 5 Maximum
-    /// Packet Size) is logged and dropped; a failed connection is an error.
+    /// Packet Size) is not sent: a chunk is answered with an error on the error topic instead,
+    /// anything else is logged. A failed connection is an error.
     async fn send(&self, message: &Outgoing, qos: u8) -> Result<(), ConnectionError> {
         match packets::publish(
             &self.ep,
@@ -281,11 +282,41 @@ impl Connection {
             Err(ConnectionError::Mqtt(e)) => {
                 tracing::info!(device = %self.device.id, topic = %message.topic, error = ?e,
                     "message not sent");
+                if let Some(error) = refused_chunk_error(message) {
+                    let sent =
+                        packets::publish(&self.ep, self.version, &error.topic, &error.payload, qos)
+                            .await;
+                    if let Err(e @ ConnectionError::Transport(_)) = sent {
+                        return Err(e);
+                    }
+                }
                 Ok(())
             }
             Err(e) => Err(e),
         }
     }
+}
+
+/// The error for a chunk the connection refused to carry (larger than the device's Maximum
+/// Packet Size): `None` for messages that are not chunks.
+fn refused_chunk_error(message: &Outgoing) -> Option<Outgoing> {
+    let kind = ota_core::PackageKind::ALL.into_iter().find(|k| {
+        message
+            .topic
+            .starts_with(&format!("v2/{}/response/", k.prefix()))
+    })?;
+    let mut parts = message.topic.split('/').skip(3);
+    let (request_id, chunk) = (parts.next()?, parts.nth(1)?);
+    Some(crate::protocol::replies::chunk_error(
+        kind,
+        request_id,
+        chunk,
+        &format!(
+            "the chunk of {} bytes is larger than this connection's Maximum Packet Size: ask \
+             for smaller chunks",
+            message.payload.len()
+        ),
+    ))
 }
 
 /// Most subscriptions one connection holds.

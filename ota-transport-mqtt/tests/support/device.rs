@@ -62,6 +62,8 @@ pub struct DeviceOptions {
     /// Keep polling (reconnect) after the connection fails.
     pub reconnect: bool,
     pub keep_alive_secs: u64,
+    /// The Maximum Packet Size the device declares (MQTT 5).
+    pub max_packet: u32,
 }
 
 impl DeviceOptions {
@@ -74,6 +76,7 @@ impl DeviceOptions {
             clean_start: true,
             reconnect: false,
             keep_alive_secs: 30,
+            max_packet: MAX_PACKET as u32,
         }
     }
 }
@@ -91,7 +94,7 @@ impl TestDevice {
                 let mut o = rumqttc::v5::MqttOptions::new(&options.client_id, "127.0.0.1", port);
                 o.set_keep_alive(Duration::from_secs(options.keep_alive_secs));
                 o.set_clean_start(options.clean_start);
-                o.set_max_packet_size(Some(MAX_PACKET as u32));
+                o.set_max_packet_size(Some(options.max_packet));
                 let mut network = rumqttc::NetworkOptions::new();
                 network.set_tcp_nodelay(true);
                 o.set_network_options(network);
