@@ -2,8 +2,12 @@
 //! endpoint that devices connect to, and a bridge that connects to an existing broker.
 //!
 //! - [`protocol`]: the protocol without I/O (topics, payload rules, limits, answers).
+//! - [`endpoint`]: devices connect to the library (MQTT 3.1.1 and 5 on one port).
+//! - [`bridge`]: the library serves devices through an existing broker.
 //! - [`handler`]: runs a device message through the protocol and the engine.
 #![warn(missing_docs)]
 
+pub mod bridge;
+pub mod endpoint;
 pub mod handler;
 pub mod protocol;

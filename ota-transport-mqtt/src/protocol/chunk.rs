@@ -104,14 +104,24 @@ impl Downloads {
     }
 
     /// The size to use for a request: the given one (remembered), else the remembered one,
-    /// else 0 (the whole file).
-    pub fn resolve_size(&mut self, kind: PackageKind, request_id: &str, given: Option<u64>) -> u64 {
+    /// else 0 (the whole file) for chunk 0. `None` for an empty payload on a later chunk of a
+    /// request id this session does not know (another server instance served its start, or
+    /// it was forgotten): the size cannot be guessed, and taking the whole file would end
+    /// the download early.
+    pub fn resolve_size(
+        &mut self,
+        kind: PackageKind,
+        request_id: &str,
+        chunk: u64,
+        given: Option<u64>,
+    ) -> Option<u64> {
         match (self.find(kind, request_id), given) {
             (Some(i), Some(size)) => {
                 self.entries[i].size = size;
-                size
+                Some(size)
             }
-            (Some(i), None) => self.entries[i].size,
+            (Some(i), None) => Some(self.entries[i].size),
+            (None, None) if chunk > 0 => None,
             (None, given) => {
                 let size = given.unwrap_or(0);
                 self.remember(Remembered {
@@ -120,7 +130,7 @@ impl Downloads {
                     size,
                     package: None,
                 });
-                size
+                Some(size)
             }
         }
     }
@@ -229,17 +239,20 @@ mod tests {
     fn remembered_sizes_and_bindings() {
         let fw = PackageKind::Firmware;
         let mut d = Downloads::default();
-        assert_eq!(d.resolve_size(fw, "a", None), 0);
-        assert_eq!(d.resolve_size(fw, "a", Some(100)), 100);
-        assert_eq!(d.resolve_size(fw, "a", None), 100);
-        assert_eq!(d.resolve_size(PackageKind::Software, "a", None), 0);
+        assert_eq!(d.resolve_size(fw, "a", 0, None), Some(0));
+        assert_eq!(d.resolve_size(fw, "a", 1, Some(100)), Some(100));
+        assert_eq!(d.resolve_size(fw, "a", 2, None), Some(100));
+        assert_eq!(d.resolve_size(PackageKind::Software, "a", 0, None), Some(0));
+        // A later chunk of an unknown request id without a size: unknown, not the whole file.
+        assert_eq!(d.resolve_size(fw, "z", 3, None), None);
+        assert_eq!(d.resolve_size(fw, "z", 3, Some(10)), Some(10));
         let p1 = PackageId::new();
         let p2 = PackageId::new();
         assert_eq!(d.bind(fw, "a", p1), Ok(()));
         assert_eq!(d.bind(fw, "a", p1), Ok(()));
         assert_eq!(d.bind(fw, "a", p2), Err(p1));
         assert_eq!(d.bind(fw, "b", p2), Ok(()));
-        assert_eq!(d.resolve_size(fw, "b", None), 0);
+        assert_eq!(d.resolve_size(fw, "b", 0, None), Some(0));
     }
 
     proptest! {
@@ -251,11 +264,12 @@ mod tests {
             for (k, id, size) in ops {
                 let kind = if k == 0 { PackageKind::Firmware } else { PackageKind::Software };
                 let id = id.to_string();
-                let got = d.resolve_size(kind, &id, size);
+                let got = d.resolve_size(kind, &id, 0, size);
                 if let Some(s) = size {
-                    prop_assert_eq!(got, s);
+                    prop_assert_eq!(got, Some(s));
                 }
-                prop_assert_eq!(d.resolve_size(kind, &id, None), got);
+                prop_assert!(got.is_some());
+                prop_assert_eq!(d.resolve_size(kind, &id, 1, None), got);
                 prop_assert!(d.len() <= 2 * REMEMBERED_REQUESTS);
             }
         }

@@ -17,7 +17,7 @@ pub struct ProtocolLimits {
     /// `maxInflightMessages` and as the CONNACK's `Receive Maximum`. Default: 100.
     pub max_inflight: u16,
     /// Messages per second a device may send, also the burst size (`None`: unlimited).
-    /// Default: 100.
+    /// Default: 1,000.
     pub messages_per_second: Option<u32>,
 }
 
@@ -27,7 +27,7 @@ impl Default for ProtocolLimits {
             max_payload_size: 64 * 1024,
             max_chunk_size: 64 * 1024,
             max_inflight: 100,
-            messages_per_second: Some(100),
+            messages_per_second: Some(1000),
         }
     }
 }

@@ -174,7 +174,11 @@ impl DeviceSession {
                     Ok(size) => size,
                     Err(message) => return error(&message),
                 };
-                let size = self.downloads.resolve_size(kind, request_id, given);
+                let Some(size) = self.downloads.resolve_size(kind, request_id, index, given) else {
+                    return error(
+                        "no chunk size is known for this request id: send the size with the request",
+                    );
+                };
                 Routed::Call(EngineCall::Chunk(ChunkRequest {
                     kind,
                     request_id: request_id.to_string(),

@@ -140,6 +140,11 @@ fn chunk_requests_follow_the_payload_rules() {
     assert_eq!(chunk(&mut s, "v2/fw/request/r1/chunk/1", b"").size, 1024);
     // A fresh request id with an empty payload: the whole file.
     assert_eq!(chunk(&mut s, "v2/fw/request/r2/chunk/0", b"").size, 0);
+    // A later chunk of an unknown request id without a size: an error, not the whole file
+    // (which would end the download early).
+    let out = reply(s.route("v2/fw/request/r9/chunk/4", b"", 0));
+    assert_eq!(out.topic, "v2/fw/error");
+    assert!(String::from_utf8_lossy(&out.payload).contains("send the size"));
     assert_eq!(chunk(&mut s, "v2/sw/request/r1/chunk/0", b"0").size, 0);
     // Too large, malformed size or index: an error on v2/fw/error.
     for (topic, payload) in [
