@@ -70,6 +70,10 @@ fn main() {
         rt.block_on(serve(store, args.mib * MIB));
         return;
     }
+    if !std::env::args().any(|a| a == "--bench") {
+        // `cargo test --benches` and test listers (`--list`): nothing to do here.
+        return;
+    }
     let pinned = pin_self();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -407,6 +407,10 @@ fn main() {
         }
         _ => {}
     }
+    if !std::env::args().any(|a| a == "--bench") {
+        // `cargo test --benches` and test listers (`--list`): nothing to do here.
+        return;
+    }
     // The load on core 1, servers on core 0.
     let _ = Command::new("taskset")
         .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
