@@ -148,6 +148,8 @@ async fn bad_bodies_answer_4xx_with_json(backend: Backend) {
             "",
             "[1,2]",
             "\"text\"",
+            "{\"fw_state\":\"FLYING\"}",
+            "{\"fw_progress\":101}",
             "{\"fw_state\":",
         ] {
             let r = server
@@ -163,18 +165,6 @@ async fn bad_bodies_answer_4xx_with_json(backend: Backend) {
                 (400, "bad_request"),
                 "{path} {body:?}"
             );
-        }
-        // Values that do not fit (a state that is not an update state, a progress over 100)
-        // are recorded and ignored, never a rejected payload: real devices send them.
-        for body in ["{\"fw_state\":\"FLYING\"}", "{\"fw_progress\":101}"] {
-            let r = server
-                .client
-                .post(server.url(token, path))
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 200, "{path} {body:?}");
         }
         let mut large = String::from("{\"k\":\"");
         large.push_str(&"x".repeat(2000));
