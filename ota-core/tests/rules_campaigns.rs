@@ -255,10 +255,11 @@ async fn the_finish_time_withdraws_the_notice_of_devices_in_progress() {
     let d = h.devices(&p, "d", 1).await.remove(0);
     let pkg = h.package("fw", "3.0").await;
     let mut spec = by_profile(&p, &pkg);
-    spec.finish_at = Some(h.ota.now() + Duration::hours(1));
+    // Before the default INITIATED timeout (one hour), which would fail the attempt first.
+    spec.finish_at = Some(h.ota.now() + Duration::minutes(50));
     let c = started(&h, spec).await;
     h.ota.tick().await.unwrap();
-    h.advance_ms(2 * 3_600_000);
+    h.advance_ms(55 * 60_000);
     h.ota.tick().await.unwrap();
     assert_eq!(
         h.ota.campaign(h.tenant, c.id).await.unwrap().state,

@@ -52,6 +52,32 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// The access tokens this bridge has seen devices use, by device. Stores keep only a digest
+/// of each token, so a bridge that names devices by token learns a device's token from the
+/// topics the device publishes on; a notice for a device not seen yet stays in the outbox
+/// and is delivered again later.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KnownTokens(
+    Arc<std::sync::Mutex<std::collections::HashMap<ota_core::DeviceId, String>>>,
+);
+
+impl KnownTokens {
+    pub(crate) fn learn(&self, device: ota_core::DeviceId, token: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.get(&device).map(String::as_str) != Some(token) {
+            map.insert(device, token.to_string());
+        }
+    }
+
+    pub(crate) fn get(&self, device: ota_core::DeviceId) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&device)
+            .cloned()
+    }
+}
+
 /// How devices are named in their topics and broker usernames.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -130,6 +156,7 @@ pub struct MqttBridge {
     client: AsyncClient,
     eventloop: EventLoop,
     store: Arc<dyn Store>,
+    tokens: KnownTokens,
 }
 
 impl std::fmt::Debug for MqttBridge {
@@ -157,11 +184,13 @@ impl MqttBridge {
             options.set_credentials(user.clone(), password.clone());
         }
         let (client, eventloop) = AsyncClient::new(options, 1024);
+        let tokens = KnownTokens::default();
         let notifier = BridgeNotifier {
             client: client.clone(),
             store: store.clone(),
             topics: config.topics.clone(),
             key: config.device_key.clone(),
+            tokens: tokens.clone(),
         };
         (
             Self {
@@ -169,6 +198,7 @@ impl MqttBridge {
                 client,
                 eventloop,
                 store,
+                tokens,
             },
             notifier,
         )
@@ -183,6 +213,7 @@ impl MqttBridge {
             client,
             mut eventloop,
             store,
+            tokens,
         } = self;
         let workers = config.workers.max(1);
         let mut senders = Vec::with_capacity(workers);
@@ -197,6 +228,7 @@ impl MqttBridge {
                     store: store.clone(),
                     client: client.clone(),
                     config: config.clone(),
+                    tokens: tokens.clone(),
                 },
             )));
         }

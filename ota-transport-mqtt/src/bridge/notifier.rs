@@ -30,6 +30,7 @@ pub struct BridgeNotifier {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) topics: BridgeTopics,
     pub(crate) key: DeviceKey,
+    pub(crate) tokens: super::KnownTokens,
 }
 
 impl std::fmt::Debug for BridgeNotifier {
@@ -63,7 +64,21 @@ impl Notifier for BridgeNotifier {
             .map_err(|e| NotifyError {
                 message: format!("cannot read device {device}: {e}"),
             })?;
-        let key = self.key.of(&device);
+        let learned;
+        let key = match self.key {
+            DeviceKey::Token if device.access_token.is_empty() => {
+                learned = self.tokens.get(device.id).ok_or_else(|| NotifyError {
+                    message: format!(
+                        "device {} has not published through this bridge yet, so its token \
+                         (kept only as a digest by the store) is unknown here; the notice \
+                         stays in the outbox",
+                        device.id
+                    ),
+                })?;
+                learned.as_str()
+            }
+            _ => self.key.of(&device),
+        };
         let message = replies::notice(notice);
         let topic = self.topics.to_bridge(key, &message.topic);
         self.client

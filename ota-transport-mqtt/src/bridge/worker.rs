@@ -22,6 +22,7 @@ pub(crate) struct Context {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) client: AsyncClient,
     pub(crate) config: BridgeConfig,
+    pub(crate) tokens: super::KnownTokens,
 }
 
 /// Whether a message was published by a bridge (a notice seen through the subscription).
@@ -151,7 +152,13 @@ async fn lookup(ctx: &Context, key: &str) -> Option<Device> {
             .map(|mut d| d.pop()),
     };
     match found {
-        Ok(device) => device,
+        Ok(Some(device)) => {
+            if ctx.config.device_key == DeviceKey::Token {
+                ctx.tokens.learn(device.id, key);
+            }
+            Some(device)
+        }
+        Ok(None) => None,
         Err(e) if e.is_not_found() => None,
         Err(e) => {
             tracing::warn!(key, error = %e, "device lookup failed");
