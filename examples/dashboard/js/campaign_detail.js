@@ -51,7 +51,7 @@ function pacingText(p) {
 }
 
 export function campaignDetailView(main, id) {
-  const head = h('div', { class: 'page-head' }, h('h1', { text: 'Campaign' }));
+  const head = h('div', { class: 'title-row' }, h('h1', { text: 'Campaign' }));
   const meta = h('div', { class: 'meta', id: 'campaign-meta' });
   const actions = h('div', { class: 'actions', id: 'campaign-actions', role: 'group', 'aria-label': 'Campaign actions' });
   const cards = h('div', { class: 'cards', id: 'status-cards' });
@@ -62,7 +62,7 @@ export function campaignDetailView(main, id) {
     h('p', { class: 'crumbs' }, h('a', { href: '#/campaigns', text: 'Campaigns' }), ' / ', h('span', { id: 'crumb-name', text: '…' })),
     head, meta, actions,
     h('section', { 'aria-labelledby': 'cards-h' }, h('h2', { id: 'cards-h', class: 'visually-hidden', text: 'Status' }), cards),
-    h('div', { class: 'two-col' }, chartBox, wavesBox),
+    chartBox, wavesBox,
     devices.element);
 
   let lastStatsKey = '';

@@ -5,7 +5,7 @@ import { h } from './dom.js';
 import { formatClock, formatTime } from './format.js';
 
 const NS = 'http://www.w3.org/2000/svg';
-const W = 800;
+const W = 1000;
 const H = 260;
 const PAD = { left: 48, right: 16, top: 12, bottom: 28 };
 

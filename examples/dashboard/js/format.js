@@ -117,8 +117,8 @@ export function waveAdvance(advance, index) {
   if (advance?.after !== null && advance?.after !== undefined) {
     parts.push(`${formatDuration(advance.after)} after the previous wave`);
   }
-  parts.push('when an operator starts it');
-  return parts.join(', or ');
+  parts.push(parts.length ? 'or by an operator' : 'by an operator');
+  return parts.join(', ');
 }
 
 /** 90000 ms as "1 min 30 s". */
