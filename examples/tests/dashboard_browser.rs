@@ -22,7 +22,11 @@ fn card(key: &str) -> String {
 async fn an_operator_runs_a_campaign_from_the_dashboard() {
     let host = Host::start().await;
     let devices = host
-        .devices("sensor", &["sim-1", "sim-2", "sim-3", "sim-4"], ("sensor-fw", "1.0.0"))
+        .devices(
+            "sensor",
+            &["sim-1", "sim-2", "sim-3", "sim-4"],
+            ("sensor-fw", "1.0.0"),
+        )
         .await;
     let b = Browser::start(screenshot_dir()).await;
 
@@ -32,8 +36,10 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
     b.shot("01-login").await;
     b.type_into("#api-key", "ota_not-a-key").await;
     b.click("form.login button[type=submit]").await;
-    b.wait_text("#login-error", "the refusal", |t| t.contains("not accepted"))
-        .await;
+    b.wait_text("#login-error", "the refusal", |t| {
+        t.contains("not accepted")
+    })
+    .await;
     b.type_into("#api-key", &host.admin_key).await;
     b.click("form.login button[type=submit]").await;
     b.wait_text("main h1", "the campaign list", |t| t == "Campaigns")
@@ -51,8 +57,10 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
 
     // Upload a package: title and version come from the file name, progress is shown.
     b.click("nav a[data-section=packages]").await;
-    b.wait_text("#package-list", "the empty state", |t| t.contains("No packages yet"))
-        .await;
+    b.wait_text("#package-list", "the empty state", |t| {
+        t.contains("No packages yet")
+    })
+    .await;
     let files = TempDir::new("upload");
     let file = files.0.join("sensor-fw-2.0.0.bin");
     std::fs::write(&file, vec![0x5a_u8; 300 * 1024]).unwrap();
@@ -68,8 +76,10 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
     .await;
     b.click("#p-submit").await;
     b.find("tr[data-package=\"sensor-fw 2.0.0\"]").await;
-    b.wait_text("#p-status", "the finished upload", |t| t.contains("Uploaded sensor-fw 2.0.0"))
-        .await;
+    b.wait_text("#p-status", "the finished upload", |t| {
+        t.contains("Uploaded sensor-fw 2.0.0")
+    })
+    .await;
     b.wait_js(
         "document.querySelector('#p-progress').value === 100",
         "the progress bar at 100 %",
@@ -84,8 +94,10 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
         .await
         .unwrap();
     b.click("#p-submit").await;
-    b.wait_text("#messages [role=alert]", "the refusal", |t| t.contains("(conflict)"))
-        .await;
+    b.wait_text("#messages [role=alert]", "the refusal", |t| {
+        t.contains("(conflict)")
+    })
+    .await;
     b.wait_text("#p-error", "the refusal in the form", |t| !t.is_empty())
         .await;
     b.shot("04-duplicate-refused").await;
@@ -129,13 +141,19 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
     b.type_into("#c-threshold", "60").await;
     b.shot("05-new-campaign").await;
     b.click("#c-submit-start").await;
-    b.wait_text("#campaign-meta", "the campaign's facts", |t| t.contains("sensor-fw 2.0.0"))
-        .await;
-    b.wait_text("main .title-row", "the RUNNING state", |t| t.contains("RUNNING"))
-        .await;
+    b.wait_text("#campaign-meta", "the campaign's facts", |t| {
+        t.contains("sensor-fw 2.0.0")
+    })
+    .await;
+    b.wait_text("main .title-row", "the RUNNING state", |t| {
+        t.contains("RUNNING")
+    })
+    .await;
     // The engine's tick releases the first wave (2 devices); the second waits for 50 %.
-    b.wait_text(&card("ongoing"), "2 ongoing", |t| t == "2").await;
-    b.wait_text(&card("not_started"), "2 not started", |t| t == "2").await;
+    b.wait_text(&card("ongoing"), "2 ongoing", |t| t == "2")
+        .await;
+    b.wait_text(&card("not_started"), "2 not started", |t| t == "2")
+        .await;
     b.wait_text("#waves", "the waves", |t| {
         t.contains("when 50 % of the earlier waves are updated") && t.contains("60 %")
     })
@@ -154,7 +172,8 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
     };
     assert_eq!(released.len(), 2, "the first wave holds two devices");
     for d in &released {
-        host.report(d, r#"{"fw_state":"DOWNLOADING","fw_progress":40}"#).await;
+        host.report(d, r#"{"fw_state":"DOWNLOADING","fw_progress":40}"#)
+            .await;
         host.report(d, r#"{"fw_state":"DOWNLOADED"}"#).await;
         host.report(d, r#"{"fw_state":"VERIFIED"}"#).await;
         host.report(d, r#"{"fw_state":"UPDATING"}"#).await;
@@ -165,11 +184,13 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
         .await;
         assert_eq!(host.state(d).await, Some(UpdateState::Updated));
     }
-    b.wait_text(&card("successful"), "2 successful", |t| t == "2").await;
+    b.wait_text(&card("successful"), "2 successful", |t| t == "2")
+        .await;
     // 2 of 2 updated passes the 50 % rule: the second wave is released.
     b.wait_text(&card("ongoing"), "the second wave ongoing", |t| t == "2")
         .await;
-    b.wait_text(&card("not_started"), "none left", |t| t == "0").await;
+    b.wait_text(&card("not_started"), "none left", |t| t == "0")
+        .await;
     let second: Vec<_> = {
         let mut out = Vec::new();
         for d in &devices {
@@ -181,27 +202,39 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
     };
     assert_eq!(second.len(), 2);
     let (failing, stuck) = (&second[0], &second[1]);
-    host.report(failing, r#"{"fw_state":"FAILED","fw_error":"checksum mismatch"}"#)
-        .await;
+    host.report(
+        failing,
+        r#"{"fw_state":"FAILED","fw_error":"checksum mismatch"}"#,
+    )
+    .await;
     host.report(stuck, r#"{"fw_state":"DOWNLOADING","fw_progress":30}"#)
         .await;
     b.wait_text(&card("failed"), "1 failed", |t| t == "1").await;
-    b.wait_text(&card("ongoing"), "1 ongoing", |t| t == "1").await;
-    b.wait_text("#chart", "the chart", |t| t.contains("Successful: 2") && t.contains("Failed: 1"))
+    b.wait_text(&card("ongoing"), "1 ongoing", |t| t == "1")
         .await;
+    b.wait_text("#chart", "the chart", |t| {
+        t.contains("Successful: 2") && t.contains("Failed: 1")
+    })
+    .await;
     b.shot("07-devices-reported").await;
 
     // Cancel the stuck device from its row (after confirming).
     let row = format!("tr[data-device=\"{}\"]", stuck.name);
-    b.wait_text(&row, "its DOWNLOADING row", |t| t.contains("DOWNLOADING") && t.contains("30 %"))
-        .await;
+    b.wait_text(&row, "its DOWNLOADING row", |t| {
+        t.contains("DOWNLOADING") && t.contains("30 %")
+    })
+    .await;
     b.click(&format!("{row} button[data-act=cancel]")).await;
     b.click("dialog button[data-confirm]").await;
-    b.wait_text(&card("canceled"), "1 canceled", |t| t == "1").await;
-    b.wait_text(&card("ongoing"), "none ongoing", |t| t == "0").await;
-    assert_eq!(host.state(stuck).await, Some(UpdateState::Canceled));
-    b.wait_text("#messages", "the confirmation", |t| t.contains("Canceled the update"))
+    b.wait_text(&card("canceled"), "1 canceled", |t| t == "1")
         .await;
+    b.wait_text(&card("ongoing"), "none ongoing", |t| t == "0")
+        .await;
+    assert_eq!(host.state(stuck).await, Some(UpdateState::Canceled));
+    b.wait_text("#messages", "the confirmation", |t| {
+        t.contains("Canceled the update")
+    })
+    .await;
     b.shot("08-device-canceled").await;
 
     // A status card filters the device table; a device's history opens in a dialog.
@@ -211,30 +244,42 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
         t.contains(&failing.name) && !t.contains(&stuck.name)
     })
     .await;
-    b.wait_text(&failed_row, "the error", |t| t.contains("checksum mismatch"))
+    b.wait_text(&failed_row, "the error", |t| {
+        t.contains("checksum mismatch")
+    })
+    .await;
+    b.click(&format!("{failed_row} button[aria-label^=History]"))
         .await;
-    b.click(&format!("{failed_row} button[aria-label^=History]")).await;
-    b.wait_text("dialog", "the history", |t| t.contains("FAILED") && t.contains("INITIATED"))
-        .await;
+    b.wait_text("dialog", "the history", |t| {
+        t.contains("FAILED") && t.contains("INITIATED")
+    })
+    .await;
     b.shot("09-device-history").await;
     b.click("dialog .dialog-head button").await;
-    b.wait_js("!document.querySelector('dialog')", "the dialog closed").await;
+    b.wait_js("!document.querySelector('dialog')", "the dialog closed")
+        .await;
 
     // Devices: current, target and effective versions.
     b.click("nav a[data-section=devices]").await;
     let updated_row = format!("tr[data-device=\"{}\"]", released[0].name);
-    b.wait_text(&updated_row, "its versions", |t| t.contains("sensor-fw 2.0.0"))
-        .await;
-    b.wait_text(&format!("tr[data-device=\"{}\"]", stuck.name), "the canceled target", |t| {
-        t.contains("sensor-fw 1.0.0") && t.contains("CANCELED")
+    b.wait_text(&updated_row, "its versions", |t| {
+        t.contains("sensor-fw 2.0.0")
     })
+    .await;
+    b.wait_text(
+        &format!("tr[data-device=\"{}\"]", stuck.name),
+        "the canceled target",
+        |t| t.contains("sensor-fw 1.0.0") && t.contains("CANCELED"),
+    )
     .await;
     b.shot("10-devices").await;
 
     // The audit log names the key for every action.
     b.click("nav a[data-section=audit]").await;
     b.wait_text("#audit-list", "the campaign's actions", |t| {
-        t.contains("campaign.start") && t.contains("package.upload") && t.contains("api-key:dashboard-admin")
+        t.contains("campaign.start")
+            && t.contains("package.upload")
+            && t.contains("api-key:dashboard-admin")
     })
     .await;
     b.shot("11-audit").await;
@@ -254,9 +299,11 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
         }
         b.press(fantoccini::key::Key::Tab).await;
     }
-    b.wait_js(new_link, "Tab reaches the New campaign link").await;
+    b.wait_js(new_link, "Tab reaches the New campaign link")
+        .await;
     b.press(fantoccini::key::Key::Enter).await;
-    b.wait_text("main h1", "the form", |t| t == "New campaign").await;
+    b.wait_text("main h1", "the form", |t| t == "New campaign")
+        .await;
 
     // A narrow window: nothing wider than the window, the cards and tables still readable.
     b.client.set_window_size(420, 900).await.unwrap();
@@ -264,8 +311,13 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
         .goto(&format!("{}/#/campaigns", host.base))
         .await
         .unwrap();
-    b.find("tr[data-name=\"Rollout 2.0\"] a").await.click().await.unwrap();
-    b.wait_text(&card("successful"), "the cards", |t| t == "2").await;
+    b.find("tr[data-name=\"Rollout 2.0\"] a")
+        .await
+        .click()
+        .await
+        .unwrap();
+    b.wait_text(&card("successful"), "the cards", |t| t == "2")
+        .await;
     b.wait_js(
         "document.documentElement.scrollWidth <= window.innerWidth + 1",
         "no sideways scrolling in a narrow window",

@@ -147,9 +147,13 @@ export function campaignFormView(main, id) {
       };
       if (waves) body.waves = waves;
       if (c.thrPct.value !== '') body.error_threshold = { percent: Number(c.thrPct.value), min_finished: Number(c.thrMin.value || 1), action: c.thrAction.value };
-      const pacing = {};
+      // Start from the pace saved before (its ramp and catch-up stay), then apply the form.
+      const pacing = { ...(existing?.spec.pacing ?? {}) };
       if (c.rate.value !== '') pacing.rate = { count: Number(c.rate.value), per_ms: 60000 };
+      else delete pacing.rate;
       if (c.maxInProgress.value !== '') pacing.max_in_progress = Number(c.maxInProgress.value);
+      else delete pacing.max_in_progress;
+      if (!pacing.rate) delete pacing.ramp;
       if (Object.keys(pacing).length) body.pacing = pacing;
       if (existing) {
         body.policy = existing.spec.policy;

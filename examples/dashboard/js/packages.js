@@ -79,6 +79,7 @@ function uploadForm(onDone) {
       onDone();
     } catch (err) {
       status.textContent = '';
+      bar.value = 0;
       error.textContent = `${err.message}${err.code && err.code !== 'aborted' ? ` (${err.code})` : ''}`;
       if (err.code !== 'aborted') showError(err, 'Upload');
     } finally {

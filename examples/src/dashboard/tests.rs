@@ -37,7 +37,11 @@ fn every_import_and_every_page_reference_resolves() {
     for a in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
         for import in imports(a.body) {
             let path = format!("js/{import}");
-            assert!(asset(&path).is_some(), "{} imports {path}, which is not embedded", a.path);
+            assert!(
+                asset(&path).is_some(),
+                "{} imports {path}, which is not embedded",
+                a.path
+            );
         }
     }
     let page = index_html(&DashboardOptions::default());

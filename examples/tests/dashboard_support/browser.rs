@@ -4,8 +4,8 @@
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -74,7 +74,10 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium at 1280x800; panics (fails the test) with
     /// the reason when either cannot start.
     pub async fn start(shots: PathBuf) -> Self {
-        let chromium = find_program("CHROME_BIN", &["chromium", "chromium-browser", "google-chrome"]);
+        let chromium = find_program(
+            "CHROME_BIN",
+            &["chromium", "chromium-browser", "google-chrome"],
+        );
         let chromedriver = find_program("CHROMEDRIVER", &["chromedriver"]);
         let port = free_port();
         // Its own process group, so the browsers it starts end with it even when a failing
@@ -91,7 +94,10 @@ impl Browser {
             if let Ok(Some(status)) = driver.try_wait() {
                 panic!("chromedriver exited at start: {status}");
             }
-            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "chromedriver did not listen on {port}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let profile = TempDir::new("profile");
@@ -159,7 +165,8 @@ impl Browser {
                 }
             }
             if Instant::now() > deadline {
-                self.fail(&format!("no visible element matches {css}")).await;
+                self.fail(&format!("no visible element matches {css}"))
+                    .await;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -224,14 +231,12 @@ impl Browser {
 
     /// Saves a screenshot and the page's text, then fails the test with `why`.
     pub async fn fail(&self, why: &str) -> ! {
-        let _ = self.client.screenshot().await.map(|png| {
-            std::fs::write(self.shots.join("failure.png"), png)
-        });
-        let text = self
+        let _ = self
             .client
-            .find(Locator::Css("body"))
+            .screenshot()
             .await
-            .ok();
+            .map(|png| std::fs::write(self.shots.join("failure.png"), png));
+        let text = self.client.find(Locator::Css("body")).await.ok();
         let body = match text {
             Some(b) => b.text().await.unwrap_or_default(),
             None => String::new(),

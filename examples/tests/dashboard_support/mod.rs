@@ -66,7 +66,12 @@ impl Host {
     }
 
     /// Devices `names` in a new profile `profile`, each reporting `current` firmware.
-    pub async fn devices(&self, profile: &str, names: &[&str], current: (&str, &str)) -> Vec<Device> {
+    pub async fn devices(
+        &self,
+        profile: &str,
+        names: &[&str],
+        current: (&str, &str),
+    ) -> Vec<Device> {
         let p = self
             .ota
             .create_profile("test", self.tenant, profile)
