@@ -305,6 +305,42 @@ async fn an_operator_runs_a_campaign_from_the_dashboard() {
     b.wait_text("main h1", "the form", |t| t == "New campaign")
         .await;
 
+    // A draft over an explicit device list (unknown names are reported), then edited.
+    b.type_into("#c-name", "Listed").await;
+    b.find("#c-package")
+        .await
+        .select_by_label("sensor-fw 2.0.0 (firmware)")
+        .await
+        .unwrap();
+    b.click("#c-target-list").await;
+    b.type_into("#c-devices", &format!("{}\nnobody", failing.name))
+        .await;
+    b.click("#c-submit").await;
+    b.wait_text("#messages", "the device list report", |t| {
+        t.contains("Device list: 1 taken, 1 skipped") && t.contains("line 3 nobody")
+    })
+    .await;
+    b.wait_text("main .title-row", "the draft", |t| {
+        t.contains("Listed") && t.contains("DRAFT")
+    })
+    .await;
+    b.wait_text("#device-table", "what a draft shows", |t| {
+        t.contains("chosen when the campaign starts")
+    })
+    .await;
+    b.click("#campaign-actions a[href$=\"/edit\"]").await;
+    b.wait_js(
+        "document.querySelector('#c-name') && document.querySelector('#c-name').value === 'Listed' && document.querySelector('#c-target-list').checked",
+        "the form filled with the draft",
+    )
+    .await;
+    b.type_into("#c-name", "Listed again").await;
+    b.click("#c-submit").await;
+    b.wait_text("main .title-row", "the new name", |t| {
+        t.contains("Listed again")
+    })
+    .await;
+
     // A narrow window: nothing wider than the window, the cards and tables still readable.
     b.client.set_window_size(420, 900).await.unwrap();
     b.client
