@@ -8,6 +8,12 @@ import { TIME_ZONE, time } from './format.js';
 const SHOWN = 200;
 const filters = { actor: '', action: '', target: '', from: '', to: '' };
 
+/** A campaign target links to its page; others are text. */
+function targetCell(e) {
+  const m = /^campaign ([0-9a-f-]{36})$/i.exec(e.target);
+  return m ? h('a', { href: `#/campaigns/${m[1]}`, text: e.target }) : e.target;
+}
+
 const toIso = (v) => (v ? new Date(v).toISOString() : '');
 
 export function auditView(main) {
@@ -42,7 +48,7 @@ export function auditView(main) {
           { label: 'When', cell: (e) => time(e.at) },
           { label: 'Actor', cell: (e) => e.actor },
           { label: 'Action', cell: (e) => h('code', { text: e.action }) },
-          { label: 'Target', cell: (e) => e.target },
+          { label: 'Target', cell: targetCell },
           {
             label: 'Details',
             cell: (e) => (e.details && Object.keys(e.details).length
