@@ -4,4 +4,8 @@
 //! - `embed` (`src/bin/embed.rs`): the minimal embedding, the quick start of the README and
 //!   of `ota-core`'s crate docs as a program of under 100 lines; on the memory store, or on
 //!   PostgreSQL with `-- POSTGRES_URL SCHEMA`. `tests/embed.rs` runs it both ways.
+//! - `dashboard` ([`dashboard`]): the monitoring dashboard the server serves at `/`, a
+//!   single-page app over the management API with its assets compiled in.
 #![warn(missing_docs)]
+
+pub mod dashboard;
