@@ -112,7 +112,7 @@ async fn profiles_and_groups(s: &Server) {
         .await
         .expect(200);
     let listed = s.all_pages(&op, "/profiles", 10).await;
-    assert_eq!(listed.iter().map(id).collect::<Vec<_>>(), [p.clone()]);
+    assert_eq!(listed.iter().map(id).collect::<Vec<_>>(), [p]);
     let audit = s.all_pages(&admin, "/audit", 100).await;
     for action in [
         "profile.rename",
@@ -242,7 +242,7 @@ async fn devices(s: &Server) {
     assert!(assignments.is_empty(), "{assignments:?}");
     assert!(store.device_by_token("tok-new").await.is_err());
     let members = s.all_pages(&op, &format!("/groups/{g}/devices"), 10).await;
-    assert_eq!(members.iter().map(id).collect::<Vec<_>>(), [e.clone()]);
+    assert_eq!(members.iter().map(id).collect::<Vec<_>>(), [e]);
     // Its package is no longer in use by it; the name is free again.
     s.post(&op, "/devices", make("d1-new", "tok-again"))
         .await
