@@ -47,6 +47,7 @@ impl From<DeviceGroup> for NamedView {
 #[serde(deny_unknown_fields)]
 pub struct NewNamed {
     /// 1 to 255 characters, no control characters, unique in the tenant.
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
 }
 
