@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod api_keys;
 mod assignments;
 mod audit;
 mod batcher;
@@ -55,6 +56,7 @@ mod codec;
 mod connect;
 mod content;
 mod current_batch;
+mod device_edits;
 mod devices;
 mod error;
 mod latest_batch;

@@ -74,6 +74,16 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("put", "/api/ota/v1/schedules/{id}"),
     ("delete", "/api/ota/v1/schedules/{id}"),
     ("get", "/api/ota/v1/audit"),
+    ("post", "/api/ota/v1/api-keys"),
+    ("get", "/api/ota/v1/api-keys"),
+    ("get", "/api/ota/v1/api-keys/{id}"),
+    ("delete", "/api/ota/v1/api-keys/{id}"),
+    ("patch", "/api/ota/v1/profiles/{id}"),
+    ("delete", "/api/ota/v1/profiles/{id}"),
+    ("patch", "/api/ota/v1/groups/{id}"),
+    ("delete", "/api/ota/v1/groups/{id}"),
+    ("delete", "/api/ota/v1/devices/{id}"),
+    ("put", "/api/ota/v1/devices/{id}/access-token"),
 ];
 
 fn concrete(path: &str) -> String {

@@ -14,8 +14,10 @@
 //! Each behaviour creates its own tenant, so a store shared between behaviours is fine, but
 //! a fresh store per test is what the macro does.
 
+mod api_keys;
 mod campaigns;
 mod content;
+mod device_edits;
 mod devices;
 mod fixtures;
 pub mod interleaving;
@@ -24,8 +26,10 @@ mod outbox;
 mod packages;
 mod updates;
 
+pub use api_keys::*;
 pub use campaigns::*;
 pub use content::*;
+pub use device_edits::*;
 pub use devices::*;
 pub use fixtures::Fixture;
 pub use misc::*;
@@ -63,12 +67,16 @@ pub const BEHAVIOURS: &[&str] = &[
     "concurrent_notice_claimers_never_overlap",
     "newer_notice_replaces_older_of_device_and_kind",
     "an_instance_gives_back_its_claims",
+    "api_keys_create_find_and_revoke",
+    "api_key_listing_pages",
+    "profiles_and_groups_rename_and_delete_unless_used",
+    "devices_rename_delete_and_change_token",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
 /// function (or closure) with no arguments returning a fresh store that implements
-/// [`crate::store::Store`]. The calling crate needs `tokio` (with the `macros` and
-/// `rt-multi-thread` features) among its dev-dependencies.
+/// [`crate::store::Store`] and [`crate::store::ApiKeyStore`]. The calling crate needs `tokio`
+/// (with the `macros` and `rt-multi-thread` features) among its dev-dependencies.
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:path) => {
@@ -103,6 +111,10 @@ macro_rules! store_conformance_tests {
             concurrent_notice_claimers_never_overlap,
             newer_notice_replaces_older_of_device_and_kind,
             an_instance_gives_back_its_claims,
+            api_keys_create_find_and_revoke,
+            api_key_listing_pages,
+            profiles_and_groups_rename_and_delete_unless_used,
+            devices_rename_delete_and_change_token,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

@@ -5,9 +5,11 @@
 //! survives the process. Content is kept as the chunks it arrived in, so memory grows with
 //! the packages uploaded.
 
+mod api_keys;
 mod assignments;
 mod audit;
 mod campaigns;
+mod device_edits;
 mod devices;
 mod outbox;
 mod pace;

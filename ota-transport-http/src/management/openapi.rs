@@ -53,11 +53,13 @@ fn api(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(super::packages::routes())
         .merge(super::fleet::routes())
         .merge(super::devices::routes())
+        .merge(super::device_edits::routes())
         .merge(super::assignments::routes())
         .merge(super::updates::routes())
         .merge(super::campaigns::routes())
         .merge(super::schedules::routes())
         .merge(super::audit_log::routes())
+        .merge(super::api_keys::routes())
         .routes(routes!(openapi_json));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, inner)
 }
