@@ -10,9 +10,8 @@
 //! (`taskset`), the load to core 1. Each mode runs RUNS times; the median run is reported
 //! with p50/p99 chunk round trips. Environment: OTA_BENCH_DEVICES (1000),
 //! OTA_BENCH_PACKAGE_KIB (256), OTA_BENCH_CHUNK (4096), OTA_BENCH_RUNS (3),
-//! OTA_BENCH_MODES (endpoint,bridge,relay), OTA_BENCH_SERVER_THREADS (1: the servers written
-//! in Rust run one tokio worker, on the one core they are pinned to, as Mosquitto runs one
-//! thread).
+//! OTA_BENCH_MODES (endpoint,bridge,relay), OTA_BENCH_SERVER_THREADS (tokio workers of the
+//! servers written in Rust; 1 = a current-thread runtime; unset = tokio's default).
 //!
 //! `cargo bench -p ota-transport-mqtt --bench chunk_load`
 
@@ -52,7 +51,12 @@ fn network() -> rumqttc::NetworkOptions {
 fn options(id: &str, port: u16, user: Option<&str>) -> MqttOptions {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(60));
-    o.set_max_packet_size(Some(1024 * 1024));
+    // Room for a chunk and its headers: rumqttc sizes its buffers by this limit (1 MiB made
+    // the load process take about 13 GB for 1,000 devices).
+    let chunk = env("OTA_BENCH_CHUNK", 4096);
+    o.set_max_packet_size(Some(
+        u32::try_from(chunk.max(16 * 1024) * 2).unwrap_or(u32::MAX),
+    ));
     o.set_network_options(network());
     if let Some(user) = user {
         o.set_credentials(user, "");
@@ -397,22 +401,21 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let serving = args.get(1).is_some_and(|a| a.starts_with("--serve-"));
-    // A server pinned to one core runs one worker thread (OTA_BENCH_SERVER_THREADS): two
-    // workers on one core only hand tasks to each other.
-    let threads = env("OTA_BENCH_SERVER_THREADS", 1).max(1);
-    let runtime = if serving && threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
+    // OTA_BENCH_SERVER_THREADS sets the tokio workers of the servers written in Rust (1: a
+    // current-thread runtime); unset: tokio's default (one per core of the machine).
+    let threads = env("OTA_BENCH_SERVER_THREADS", 0);
+    let runtime = match threads {
+        _ if !serving => tokio::runtime::Runtime::new().expect("runtime"),
+        0 => tokio::runtime::Runtime::new().expect("runtime"),
+        1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("runtime")
-    } else if serving {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
+            .expect("runtime"),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
             .enable_all()
             .build()
-            .expect("runtime")
-    } else {
-        tokio::runtime::Runtime::new().expect("runtime")
+            .expect("runtime"),
     };
     match args.get(1).map(String::as_str) {
         Some("--serve-endpoint") => return runtime.block_on(serve_endpoint()),
