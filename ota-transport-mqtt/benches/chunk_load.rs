@@ -51,12 +51,11 @@ fn network() -> rumqttc::NetworkOptions {
 fn options(id: &str, port: u16, user: Option<&str>) -> MqttOptions {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(60));
-    // Room for a chunk and its headers: rumqttc sizes its buffers by this limit (1 MiB made
-    // the load process take about 13 GB for 1,000 devices).
-    let chunk = env("OTA_BENCH_CHUNK", 4096);
-    o.set_max_packet_size(Some(
-        u32::try_from(chunk.max(16 * 1024) * 2).unwrap_or(u32::MAX),
-    ));
+    o.set_max_packet_size(Some(1024 * 1024));
+    // rumqttc keeps a slot per possible in-flight publish (65,536 by default, about 13 MB a
+    // client): the load process took 13 GB for 1,000 devices and the OOM killer ended runs.
+    // Every client here has one request in flight.
+    o.set_outgoing_inflight_upper_limit(16);
     o.set_network_options(network());
     if let Some(user) = user {
         o.set_credentials(user, "");
