@@ -10,7 +10,8 @@
 //! (`taskset`), the load to core 1. Each mode runs RUNS times; the median run is reported
 //! with p50/p99 chunk round trips. Environment: OTA_BENCH_DEVICES (1000),
 //! OTA_BENCH_PACKAGE_KIB (256), OTA_BENCH_CHUNK (4096), OTA_BENCH_RUNS (3),
-//! OTA_BENCH_MODES (endpoint,bridge,relay).
+//! OTA_BENCH_MODES (endpoint,bridge,relay), OTA_BENCH_SERVER_THREADS (tokio workers of the
+//! servers written in Rust; 1 = a current-thread runtime; unset = tokio's default).
 //!
 //! `cargo bench -p ota-transport-mqtt --bench chunk_load`
 
@@ -51,6 +52,10 @@ fn options(id: &str, port: u16, user: Option<&str>) -> MqttOptions {
     let mut o = MqttOptions::new(id, "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(60));
     o.set_max_packet_size(Some(1024 * 1024));
+    // rumqttc keeps a slot per possible in-flight publish (65,536 by default, about 13 MB a
+    // client): the load process took 13 GB for 1,000 devices and the OOM killer ended runs.
+    // Every client here has one request in flight.
+    o.set_outgoing_inflight_upper_limit(16);
     o.set_network_options(network());
     if let Some(user) = user {
         o.set_credentials(user, "");
@@ -394,7 +399,23 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let serving = args.get(1).is_some_and(|a| a.starts_with("--serve-"));
+    // OTA_BENCH_SERVER_THREADS sets the tokio workers of the servers written in Rust (1: a
+    // current-thread runtime); unset: tokio's default (one per core of the machine).
+    let threads = env("OTA_BENCH_SERVER_THREADS", 0);
+    let runtime = match threads {
+        _ if !serving => tokio::runtime::Runtime::new().expect("runtime"),
+        0 => tokio::runtime::Runtime::new().expect("runtime"),
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime"),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()
+            .expect("runtime"),
+    };
     match args.get(1).map(String::as_str) {
         Some("--serve-endpoint") => return runtime.block_on(serve_endpoint()),
         Some("--serve-bridge") => {

@@ -23,6 +23,11 @@
 //! `v1/devices/me/attributes`, through [`MqttNotifier`]. A second connection with the same
 //! token takes over from the first. Limits ([`EndpointConfig`]) are answered with errors or a
 //! disconnect of the device that broke them.
+//!
+//! Several instances behind a load balancer on one PostgreSQL store: create the notifier with
+//! [`MqttNotifier::across_instances`] and run [`crate::delivery::OutboxDelivery`] on the
+//! store's wake-ups, so that a notice released by one instance reaches a device connected to
+//! another.
 
 mod connection;
 mod packets;
