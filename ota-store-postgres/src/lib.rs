@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod active_batch;
 mod assignments;
 mod audit;
 mod batcher;
@@ -168,6 +169,7 @@ pub struct PgStore {
     transitions: Arc<batcher::Batcher<transition_batch::TransitionJob>>,
     latest: Arc<batcher::Batcher<latest_batch::LatestJob>>,
     current: Arc<batcher::Batcher<current_batch::CurrentJob>>,
+    active: Arc<batcher::Batcher<active_batch::ActiveJob>>,
     uploads: upload::UploadSlots,
 }
 
@@ -243,6 +245,7 @@ impl PgStore {
             transitions: Arc::new(batcher::Batcher::new(write_batch)),
             latest: Arc::new(batcher::Batcher::new(write_batch)),
             current: Arc::new(batcher::Batcher::new(write_batch)),
+            active: Arc::new(batcher::Batcher::new(write_batch)),
         }
     }
 
