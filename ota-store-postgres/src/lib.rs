@@ -58,6 +58,7 @@ mod content;
 mod current_batch;
 mod devices;
 mod error;
+mod hints;
 mod latest_batch;
 mod migrate;
 mod outbox;
@@ -170,6 +171,7 @@ pub struct PgStore {
     latest: Arc<batcher::Batcher<latest_batch::LatestJob>>,
     current: Arc<batcher::Batcher<current_batch::CurrentJob>>,
     active: Arc<batcher::Batcher<active_batch::ActiveJob>>,
+    hints: Arc<hints::Hints>,
     uploads: upload::UploadSlots,
 }
 
@@ -246,6 +248,7 @@ impl PgStore {
             latest: Arc::new(batcher::Batcher::new(write_batch)),
             current: Arc::new(batcher::Batcher::new(write_batch)),
             active: Arc::new(batcher::Batcher::new(write_batch)),
+            hints: Arc::default(),
         }
     }
 

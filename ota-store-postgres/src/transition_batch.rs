@@ -13,7 +13,8 @@ use crate::batcher::{lost_answer, BatchJob, Batcher};
 use crate::codec::{to_i64, to_json};
 use crate::error::map;
 use crate::updates::{
-    decode_update, transition_attempt, transition_one, UpdateColumns, COUNT_TRANSITIONED, UPDATE_COLUMNS,
+    decode_update, transition_attempt, transition_one, UpdateColumns, COUNT_TRANSITIONED,
+    UPDATE_COLUMNS,
 };
 use ota_core::store::{StoreError, Transition};
 use ota_core::update::{HistoryEntry, Update};

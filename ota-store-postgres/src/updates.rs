@@ -378,14 +378,19 @@ impl UpdateStore for PgStore {
         expected_revision: u64,
         history: &HistoryEntry,
     ) -> Result<(), StoreError> {
-        crate::transition_batch::transition(
+        let written = crate::transition_batch::transition(
             &self.transitions,
             &self.pool,
             update,
             expected_revision,
             history,
         )
-        .await
+        .await;
+        match &written {
+            Ok(()) => self.hints.written(update),
+            Err(_) => self.hints.forget(update),
+        }
+        written
     }
 
     async fn transition_many(&self, batch: &[Transition]) -> Vec<Result<(), StoreError>> {
@@ -435,6 +440,18 @@ impl UpdateStore for PgStore {
         kind: PackageKind,
     ) -> Result<Option<Update>, StoreError> {
         crate::latest_batch::latest(&self.latest, &self.pool, tenant, device, kind).await
+    }
+
+    async fn latest_update_hint(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+    ) -> Result<Option<Update>, StoreError> {
+        match self.hints.take(tenant, device, kind) {
+            Some(hint) => Ok(Some(hint)),
+            None => self.latest_update(tenant, device, kind).await,
+        }
     }
 
     async fn list_updates(
