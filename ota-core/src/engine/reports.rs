@@ -4,6 +4,7 @@
 use super::{Ota, OtaError};
 use crate::device::Device;
 use crate::ids::{DeviceId, TenantId};
+use crate::notifier::Notice;
 use crate::package::TitleVersion;
 use crate::package::{Package, PackageKind};
 use crate::store::{PageRequest, StoreError, UpdateFilter};
@@ -429,7 +430,8 @@ impl Ota {
     }
 
     /// Cancels a device's unfinished update of `kind` (operator action); the device's update
-    /// attributes are withdrawn.
+    /// attributes are withdrawn: the withdrawal notice is written to the outbox together with
+    /// the cancel (one atomic step), then delivered.
     pub async fn cancel_update(
         &self,
         actor: &str,
@@ -443,7 +445,18 @@ impl Ota {
             source: EventSource::Operator,
             reason: format!("canceled by {actor}: {reason}"),
         };
-        let outcome = self.drive(tenant, latest.id, &event).await?;
+        let notice = Notice::Withdrawal {
+            tenant_id: tenant,
+            device_id: device,
+            kind,
+            keys: wire::notice_keys(kind)
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+        };
+        let (outcome, to_deliver) = self
+            .drive_with_notice(tenant, latest.id, &event, notice)
+            .await?;
         let canceled = Self::require_applied(outcome, "cancel")?;
         self.audit(
             tenant,
@@ -453,8 +466,10 @@ impl Ota {
             json!({"kind": kind, "update": canceled.id, "reason": reason}),
         )
         .await?;
-        let device = self.store.get_device(tenant, device).await?;
-        self.withdraw(&device, kind).await;
+        if let Some(entry) = to_deliver {
+            // Stored already: a failed delivery is tried again once its lease lapses.
+            let _ = self.deliver(vec![entry]).await;
+        }
         Ok(canceled)
     }
 
