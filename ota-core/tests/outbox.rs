@@ -197,6 +197,40 @@ async fn withdrawals_go_through_the_outbox_and_replace_older_notices() {
 }
 
 #[tokio::test]
+async fn a_cancel_writes_its_withdrawal_to_the_outbox_with_the_cancel() {
+    let h = Harness::new(config("setup"));
+    let p = h.profile("p").await;
+    let devices = h.devices(&p, "d", 1).await;
+    let f = h.package("fw", "2.0").await;
+    let gate = Gate::down();
+    let a = engine(&h, "a", gate.clone());
+    a.assign(ACTOR, h.tenant, AssignmentTarget::Profile(p.id), f.id)
+        .await
+        .unwrap();
+    assert_eq!(a.tick().await.unwrap().released, 1);
+    let canceled = a
+        .cancel_update(ACTOR, h.tenant, devices[0].id, f.kind, "test")
+        .await
+        .unwrap();
+    assert_eq!(canceled.state, UpdateState::Canceled);
+    assert_eq!(
+        undelivered(&h).await,
+        1,
+        "the withdrawal replaced the undelivered update notice"
+    );
+    gate.down.store(false, Ordering::SeqCst);
+    h.clock.advance(Duration::seconds(31));
+    assert_eq!(a.tick().await.unwrap().redelivered, 1);
+    let seen = gate.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        matches!(&seen[0], Notice::Withdrawal { device_id, .. } if *device_id == devices[0].id),
+        "{seen:?}"
+    );
+    assert_eq!(undelivered(&h).await, 0);
+}
+
+#[tokio::test]
 async fn an_instance_delivers_only_to_the_devices_it_reaches() {
     let h = Harness::new(config("setup"));
     let devices = assigned_fleet(&h, 4).await;

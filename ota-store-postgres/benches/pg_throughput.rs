@@ -6,7 +6,9 @@
 //! - stopping that campaign (every update canceled with its history entry and counters),
 //!   against one plain `UPDATE` of as many rows of the copy;
 //! - claims with two dispatchers (two engines, each with its own pool, releasing every QUEUED
-//!   update of a fleet), in claims/s;
+//!   update of a fleet), in claims/s, also against a set-based claim+release in raw SQL (one
+//!   statement claiming 500 queued rows with `FOR UPDATE SKIP LOCKED` and releasing them, with
+//!   history and outbox rows, on two connections) on the same tables;
 //! - device report ingestion with 64 concurrent reporters (transitions/s),
 //!
 //! both against `pgbench -N` (simple update, 64 clients) run in the same schema; report
@@ -425,6 +427,103 @@ async fn batched_reference(db: &TestDatabase, n: usize) -> f64 {
     per_sec
 }
 
+/// Queued updates each statement of the claim reference claims and releases.
+const CLAIM_REFERENCE_BATCH: i64 = 500;
+/// Connections of the claim reference (as many as the dispatchers).
+const CLAIM_REFERENCE_CONNECTIONS: usize = 2;
+
+/// The set-based reference for claims: each statement picks [`CLAIM_REFERENCE_BATCH`]
+/// queued updates with `FOR UPDATE SKIP LOCKED` and releases them (QUEUED -> INITIATED,
+/// revision bumped, a wake time set), with a history row and an outbox notice per update, on
+/// [`CLAIM_REFERENCE_CONNECTIONS`] connections at once until the queue is empty, over a fleet
+/// of its own on the same tables. The store's path does the same writes and, besides, its
+/// pacing, the lease, the notifier and deleting the delivered notices. Claims per second.
+async fn claim_reference(db: &TestDatabase, n: usize) -> f64 {
+    let store = PgStore::connect(
+        db.options()
+            .max_connections(CLAIM_REFERENCE_CONNECTIONS as u32),
+    )
+    .await
+    .unwrap();
+    let (tenant, _, devices, package) = fleet(&store, n).await;
+    let now = SystemClock.now();
+    let updates: Vec<Update> = devices
+        .iter()
+        .map(|d| {
+            Update::new(
+                tenant,
+                *d,
+                package.kind,
+                package.id,
+                package.title_version(),
+                None,
+                now,
+            )
+        })
+        .collect();
+    for chunk in updates.chunks(10_000) {
+        store.create_updates(chunk).await.unwrap();
+    }
+    let notice = serde_json::json!({"fw_title": "fw", "fw_version": "2.0"}).to_string();
+    let started = Instant::now();
+    let pool = store.pool().clone();
+    let claimer = |pool: sqlx::PgPool, notice: String| async move {
+        let mut claimed = 0i64;
+        loop {
+            let at = SystemClock.now().timestamp_nanos_opt().unwrap_or(0);
+            let row = sqlx::query(
+                "WITH picked AS (
+                    SELECT id FROM ota_updates
+                    WHERE state = 'QUEUED' AND campaign_id IS NULL
+                      AND (lease_until IS NULL OR lease_until <= $1)
+                    ORDER BY state_changed_at, id LIMIT $2
+                    FOR UPDATE SKIP LOCKED
+                 ),
+                 upd AS (
+                    UPDATE ota_updates u SET state = 'INITIATED', revision = u.revision + 1,
+                        updated_at = $1, state_changed_at = $1,
+                        wake_at = $1 + 600000000000
+                    FROM picked WHERE u.id = picked.id
+                    RETURNING u.id, u.tenant_id, u.device_id, u.kind, u.attempt
+                 ),
+                 hist AS (
+                    INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
+                    SELECT id, tenant_id, device_id, jsonb_build_object(
+                        'update_id', id, 'tenant_id', tenant_id, 'device_id', device_id,
+                        'kind', 'FIRMWARE', 'attempt', attempt, 'at', $1, 'from', 'QUEUED',
+                        'to', 'INITIATED', 'source', 'SERVER', 'event', 'dispatched',
+                        'message', NULL, 'outcome', 'APPLIED')
+                    FROM upd
+                 ),
+                 noticed AS (
+                    INSERT INTO ota_outbox (id, tenant_id, device_id, kind, doc, created_at)
+                    SELECT ota_uuid_v7(), tenant_id, device_id, kind, $3::jsonb, $1 FROM upd
+                 )
+                 SELECT count(*) FROM upd",
+            )
+            .bind(at)
+            .bind(CLAIM_REFERENCE_BATCH)
+            .bind(&notice)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            let got: i64 = sqlx::Row::get(&row, 0);
+            if got == 0 {
+                return claimed;
+            }
+            claimed += got;
+        }
+    };
+    let handles: Vec<_> = (0..CLAIM_REFERENCE_CONNECTIONS)
+        .map(|_| claimer(pool.clone(), notice.clone()))
+        .collect();
+    let total: i64 = futures::future::join_all(handles).await.into_iter().sum();
+    let per_sec = n as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(total as usize, n, "every update released once");
+    store.pool().close().await;
+    per_sec
+}
+
 /// CPU seconds (user + system) this process used so far (Linux).
 fn own_cpu_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -518,12 +617,19 @@ fn main() {
             );
         }
         let (claims, transitions) = dispatch_and_reports(&db, fleet_size).await;
+        let claims_reference = claim_reference(&db, fleet_size).await;
         let batched = batched_reference(&db, fleet_size).await;
         let tps = pgbench(&db);
         let vs = |x: f64| tps.map_or(String::new(), |t| format!(" ({:.2}x pgbench -N)", x / t));
         println!(
-            "claims with two dispatchers over {fleet_size} devices: {claims:.0} claims/s{}",
-            vs(claims)
+            "claims with two dispatchers over {fleet_size} devices: {claims:.0} claims/s{}; \
+             {:.2}x the set-based reference",
+            vs(claims),
+            claims / claims_reference
+        );
+        println!(
+            "reference set-based claim+release, {CLAIM_REFERENCE_BATCH} per statement over \
+             {CLAIM_REFERENCE_CONNECTIONS} connections: {claims_reference:.0} claims/s"
         );
         println!(
             "report ingestion, {REPORTERS} concurrent reporters, {fleet_size} devices x 5 \

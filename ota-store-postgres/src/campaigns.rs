@@ -120,7 +120,7 @@ fn queued_wake_at(campaign: &Campaign, now: Timestamp) -> Option<i64> {
         .map(ns)
 }
 
-fn decode_all(docs: Vec<serde_json::Value>) -> Result<Vec<Campaign>, StoreError> {
+pub(crate) fn decode_all(docs: Vec<serde_json::Value>) -> Result<Vec<Campaign>, StoreError> {
     docs.into_iter().map(|d| from_json("campaign", d)).collect()
 }
 
@@ -217,14 +217,7 @@ impl CampaignStore for PgStore {
     }
 
     async fn active_campaigns(&self) -> Result<Vec<Campaign>, StoreError> {
-        let docs = sqlx::query_scalar(
-            "SELECT doc FROM ota_campaigns WHERE state IN ('SCHEDULED', 'RUNNING', 'PAUSED')
-             ORDER BY id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map)?;
-        decode_all(docs)
+        crate::active_batch::active(&self.active, &self.pool).await
     }
 
     async fn ended_campaigns_with_live_updates(&self) -> Result<Vec<Campaign>, StoreError> {

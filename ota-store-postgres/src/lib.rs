@@ -50,6 +50,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod api_keys;
+mod active_batch;
 mod assignments;
 mod audit;
 mod batcher;
@@ -61,6 +62,7 @@ mod current_batch;
 mod device_edits;
 mod devices;
 mod error;
+mod hints;
 mod latest_batch;
 mod migrate;
 mod outbox;
@@ -174,6 +176,8 @@ pub struct PgStore {
     transitions: Arc<batcher::Batcher<transition_batch::TransitionJob>>,
     latest: Arc<batcher::Batcher<latest_batch::LatestJob>>,
     current: Arc<batcher::Batcher<current_batch::CurrentJob>>,
+    active: Arc<batcher::Batcher<active_batch::ActiveJob>>,
+    hints: Arc<hints::Hints>,
     uploads: upload::UploadSlots,
 }
 
@@ -249,6 +253,8 @@ impl PgStore {
             transitions: Arc::new(batcher::Batcher::new(write_batch)),
             latest: Arc::new(batcher::Batcher::new(write_batch)),
             current: Arc::new(batcher::Batcher::new(write_batch)),
+            active: Arc::new(batcher::Batcher::new(write_batch)),
+            hints: Arc::default(),
         }
     }
 

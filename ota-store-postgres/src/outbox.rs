@@ -130,14 +130,20 @@ impl NoticeOutbox for PgStore {
 
 #[async_trait]
 impl ClaimRecovery for PgStore {
-    /// One statement over both tables. It reads every row of `ota_updates` (the lease
-    /// columns carry no index, so that claims and transitions stay heap-only updates): an
-    /// engine calls it once when it starts.
+    /// One statement over both tables. The lease columns carry no index (so that claims stay
+    /// heap-only updates); a claim is only ever taken on a queued row or on a row with a wake
+    /// time, and every transition drops it, so the rows to look at are those of the three
+    /// partial indexes on queued and waking rows (live work), not the whole table. A lease
+    /// outside them (none is known) would run out by itself.
     async fn release_claims_of(&self, owner: &str) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(
             "WITH u AS (
                 UPDATE ota_updates SET lease_owner = NULL, lease_until = NULL
-                WHERE lease_owner = $1 RETURNING 1
+                WHERE lease_owner = $1
+                  AND ((state = 'QUEUED' AND campaign_id IS NULL)
+                    OR (state = 'QUEUED' AND campaign_id IS NOT NULL)
+                    OR wake_at IS NOT NULL)
+                RETURNING 1
              ),
              b AS (
                 UPDATE ota_outbox SET lease_owner = NULL, lease_until = NULL

@@ -38,6 +38,9 @@ async fn write_chunk(pool: &PgPool, releases: &[Release]) -> Vec<Result<(), Stor
             after.push(i);
         }
     }
+    // In id order: the rows are locked as the statement reaches them, so that concurrent
+    // statements lock in one order.
+    together.sort_by_key(|i| releases[*i].transition.update.id);
     let mut answers: Vec<Option<Result<(), StoreError>>> =
         (0..releases.len()).map(|_| None).collect();
     let batch: Vec<&Release> = together.iter().map(|i| &releases[*i]).collect();
@@ -131,7 +134,11 @@ async fn explain(
 }
 
 /// The statement: the transitions of `batch` where the revision still matches, their history
-/// and counters, and their notices. Returns the ids of the updates released.
+/// and counters, and their notices. Returns the ids of the updates released. Without a
+/// separate `FOR UPDATE` (a lock record and a WAL record per row): the old state and wave are
+/// read from the statement's snapshot, and they are those of the expected revision whenever
+/// the compare-and-set applies (revisions only grow, and the update re-checks the revision
+/// on the row it locks), as in [`crate::transition_batch`].
 async fn statement(pool: &PgPool, batch: &[&Release]) -> Result<HashSet<Uuid>, StoreError> {
     let mut c = UpdateColumns::default();
     let mut expected = Vec::with_capacity(batch.len());
@@ -176,8 +183,6 @@ async fn statement(pool: &PgPool, batch: &[&Release]) -> Result<HashSet<Uuid>, S
             SELECT i.*, u.state AS old_state, u.wave AS old_wave FROM ota_updates u
             JOIN i ON u.id = i.id AND u.tenant_id = i.tenant_id
             WHERE u.id = ANY($1)
-            ORDER BY u.id
-            FOR UPDATE OF u
          ),
          upd AS (
             UPDATE ota_updates u SET

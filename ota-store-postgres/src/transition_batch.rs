@@ -13,7 +13,8 @@ use crate::batcher::{lost_answer, BatchJob, Batcher};
 use crate::codec::{to_i64, to_json};
 use crate::error::map;
 use crate::updates::{
-    decode_update, transition_one, UpdateColumns, COUNT_TRANSITIONED, UPDATE_COLUMNS,
+    decode_update, transition_attempt, transition_one, UpdateColumns, COUNT_TRANSITIONED,
+    UPDATE_COLUMNS,
 };
 use ota_core::store::{StoreError, Transition};
 use ota_core::update::{HistoryEntry, Update};
@@ -135,15 +136,31 @@ enum BatchFailure {
     Unknown(StoreError),
 }
 
+/// Whether a statement that failed with `e` may have been committed all the same: the
+/// server did not answer (the connection was lost with the statement sent). A database error
+/// is the server's answer (the statement, its own transaction, was rolled back); a pool
+/// error means it was never sent.
+pub(crate) fn outcome_unknown(e: &sqlx::Error) -> bool {
+    !matches!(
+        e,
+        sqlx::Error::Database(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Encode(_)
+            | sqlx::Error::TypeNotFound { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::RowNotFound
+    )
+}
+
 impl From<sqlx::Error> for BatchFailure {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            // The server answered with an error: the statement (its own transaction) was
-            // rolled back.
-            sqlx::Error::Database(_) => Self::Refused,
-            // Never sent: no connection could be had.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Self::Refused,
-            other => Self::Unknown(map(other)),
+        if outcome_unknown(&e) {
+            Self::Unknown(map(e))
+        } else {
+            Self::Refused
         }
     }
 }
@@ -154,73 +171,103 @@ impl From<sqlx::Error> for BatchFailure {
 /// expected revision was not written, and the transition is written on its own (a
 /// compare-and-set, so it cannot apply twice); anything else cannot be told apart from
 /// another writer's change and answers [`StoreError::Unavailable`], never a stale revision.
-async fn settle(
+pub(crate) async fn settle(
     pool: &PgPool,
     batch: &[&Transition],
     lost: &StoreError,
 ) -> Vec<Result<(), StoreError>> {
     let ids: Vec<Uuid> = batch.iter().map(|t| t.update.id.0).collect();
-    let rows = match sqlx::query(&format!(
-        "SELECT {UPDATE_COLUMNS} FROM ota_updates WHERE id = ANY($1)"
-    ))
-    .bind(&ids)
-    .fetch_all(pool)
-    .await
-    {
-        Ok(rows) => rows,
-        Err(e) => {
-            let e = map(e);
-            return batch
-                .iter()
-                .map(|t| {
-                    Err(StoreError::Unavailable {
-                        message: format!(
-                            "update {}: the connection was lost while writing ({lost}) and reading the outcome failed ({e}); it may or may not have been applied",
-                            t.update.id
-                        ),
-                    })
+    match read_back(pool, &ids).await {
+        Ok(stored) => {
+            let mut answers = Vec::with_capacity(batch.len());
+            for t in batch {
+                answers.push(judge(pool, t, stored.get(&t.update.id.0), lost).await);
+            }
+            answers
+        }
+        Err(e) => batch
+            .iter()
+            .map(|t| {
+                Err(StoreError::Unavailable {
+                    message: format!(
+                        "update {}: the connection was lost while writing ({lost}) and reading the outcome failed ({e}); it may or may not have been applied",
+                        t.update.id
+                    ),
                 })
-                .collect();
+            })
+            .collect(),
+    }
+}
+
+/// The rows `ids` as stored now. A read that fails for want of a connection is tried once
+/// more (on another connection: the pool drops the one that failed).
+async fn read_back(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Update>, StoreError> {
+    let sql = format!("SELECT {UPDATE_COLUMNS} FROM ota_updates WHERE id = ANY($1)");
+    let mut tries = 0;
+    let rows = loop {
+        match sqlx::query(&sql).bind(ids).fetch_all(pool).await {
+            Ok(rows) => break rows,
+            Err(e) if tries == 0 && outcome_unknown(&e) => tries += 1,
+            Err(e) => return Err(map(e)),
         }
     };
-    let mut stored: HashMap<Uuid, Update> = HashMap::new();
+    let mut stored = HashMap::new();
     for row in &rows {
-        match decode_update(row) {
-            Ok(u) => {
-                stored.insert(u.id.0, u);
-            }
-            Err(e) => {
-                return batch
-                    .iter()
-                    .map(|_| {
-                        Err(StoreError::Unavailable {
-                            message: e.to_string(),
-                        })
+        let u = decode_update(row)?;
+        stored.insert(u.id.0, u);
+    }
+    Ok(stored)
+}
+
+/// The answer for `t`, whose statement's outcome is unknown, from the row as stored now
+/// (`now`): applied when the row holds what `t` wrote; written on its own when the row is
+/// still at the expected revision; otherwise [`StoreError::Unavailable`] (another writer's
+/// change cannot be told apart from ours followed by another), never a stale revision.
+async fn judge(
+    pool: &PgPool,
+    t: &Transition,
+    now: Option<&Update>,
+    lost: &StoreError,
+) -> Result<(), StoreError> {
+    match now {
+        Some(now) if now.tenant_id == t.update.tenant_id && *now == t.update => Ok(()),
+        Some(now) if now.tenant_id == t.update.tenant_id && now.revision == t.expected_revision => {
+            let again = transition_attempt(pool, &t.update, t.expected_revision, &t.history)
+                .await
+                .unwrap_or_else(|e| {
+                    Err(StoreError::Unavailable {
+                        message: format!(
+                            "update {}: the connection was lost twice while writing ({lost}; {}); it may or may not have been applied",
+                            t.update.id,
+                            map(e)
+                        ),
                     })
-                    .collect()
+                });
+            match again {
+                // The lost statement may still have been running when the row was read and
+                // committed since: ours only if the row now holds exactly what it wrote.
+                Err(StoreError::PreconditionFailed { .. }) => {
+                    match read_back(pool, &[t.update.id.0]).await {
+                        Ok(again) if again.get(&t.update.id.0) == Some(&t.update) => Ok(()),
+                        _ => Err(StoreError::Unavailable {
+                            message: format!(
+                                "update {}: the connection was lost while writing ({lost}) and it changed since; whether this transition was applied cannot be told",
+                                t.update.id
+                            ),
+                        }),
+                    }
+                }
+                other => other,
             }
         }
+        Some(now) if now.tenant_id == t.update.tenant_id => Err(StoreError::Unavailable {
+            message: format!(
+                "update {}: the connection was lost while writing ({lost}); it is now at revision {}, so whether this transition was applied cannot be told",
+                t.update.id, now.revision
+            ),
+        }),
+        _ => Err(StoreError::not_found("update", t.update.id)),
     }
-    let mut answers = Vec::with_capacity(batch.len());
-    for t in batch {
-        let answer = match stored.get(&t.update.id.0) {
-            Some(now) if now.tenant_id == t.update.tenant_id && *now == t.update => Ok(()),
-            Some(now)
-                if now.tenant_id == t.update.tenant_id && now.revision == t.expected_revision =>
-            {
-                write_one(pool, t).await
-            }
-            Some(now) if now.tenant_id == t.update.tenant_id => Err(StoreError::Unavailable {
-                message: format!(
-                    "update {}: the connection was lost while writing ({lost}); it is now at revision {}, so whether this transition was applied cannot be told",
-                    t.update.id, now.revision
-                ),
-            }),
-            _ => Err(StoreError::not_found("update", t.update.id)),
-        };
-        answers.push(answer);
-    }
-    answers
 }
 
 /// The answers for a written batch: applied, or why not.

@@ -224,14 +224,40 @@ async fn lease(
 }
 
 /// Applies one transition: the update row (if still at `expected_revision`), its history
-/// entry and the campaign counters, in one statement.
+/// entry and the campaign counters, in one statement. When the connection is lost with the
+/// statement sent, the outcome is read back (see [`crate::transition_batch::settle`]).
 pub(crate) async fn transition_one(
     pool: &sqlx::PgPool,
     update: &Update,
     expected_revision: u64,
     history: &HistoryEntry,
 ) -> Result<(), StoreError> {
-    let changed: i64 = sqlx::query_scalar(&format!(
+    match transition_attempt(pool, update, expected_revision, history).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let t = Transition {
+                update: update.clone(),
+                expected_revision,
+                history: history.clone(),
+            };
+            let lost = map(e);
+            crate::transition_batch::settle(pool, &[&t], &lost)
+                .await
+                .pop()
+                .unwrap_or(Err(lost))
+        }
+    }
+}
+
+/// [`transition_one`] without the read-back: `Err` when the statement was sent and no answer
+/// came back (it may or may not have been committed).
+pub(crate) async fn transition_attempt(
+    pool: &sqlx::PgPool,
+    update: &Update,
+    expected_revision: u64,
+    history: &HistoryEntry,
+) -> Result<Result<(), StoreError>, sqlx::Error> {
+    let changed: i64 = match sqlx::query_scalar(&format!(
         "WITH old AS (
             SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
          ),
@@ -274,27 +300,34 @@ pub(crate) async fn transition_one(
     .bind(ns_opt(update.wake_at))
     .bind(to_i64(update.revision))
     .bind(history.device_id.0)
-    .bind(to_json(history)?)
+    .bind(match to_json(history) {
+        Ok(doc) => doc,
+        Err(e) => return Ok(Err(e)),
+    })
     .fetch_one(pool)
     .await
-    .map_err(conflict_message)?;
+    {
+        Ok(n) => n,
+        Err(e) if crate::transition_batch::outcome_unknown(&e) => return Err(e),
+        Err(e) => return Ok(Err(conflict_message(e))),
+    };
     if changed == 1 {
-        return Ok(());
+        return Ok(Ok(()));
     }
-    let stored: Option<i64> =
+    let stored: Result<Option<i64>, sqlx::Error> =
         sqlx::query_scalar("SELECT revision FROM ota_updates WHERE id = $1 AND tenant_id = $2")
             .bind(update.id.0)
             .bind(update.tenant_id.0)
             .fetch_optional(pool)
-            .await
-            .map_err(map)?;
-    match stored {
-        None => Err(StoreError::not_found("update", update.id)),
-        Some(r) => Err(StoreError::precondition(format!(
+            .await;
+    Ok(match stored {
+        Err(e) => Err(map(e)),
+        Ok(None) => Err(StoreError::not_found("update", update.id)),
+        Ok(Some(r)) => Err(StoreError::precondition(format!(
             "update {} is at revision {r}, not {expected_revision}",
             update.id
         ))),
-    }
+    })
 }
 
 /// Inserts `batch` (at most a few thousand) and counts the campaign updates among them.
@@ -345,14 +378,19 @@ impl UpdateStore for PgStore {
         expected_revision: u64,
         history: &HistoryEntry,
     ) -> Result<(), StoreError> {
-        crate::transition_batch::transition(
+        let written = crate::transition_batch::transition(
             &self.transitions,
             &self.pool,
             update,
             expected_revision,
             history,
         )
-        .await
+        .await;
+        match &written {
+            Ok(()) => self.hints.written(update),
+            Err(_) => self.hints.forget(update),
+        }
+        written
     }
 
     async fn transition_many(&self, batch: &[Transition]) -> Vec<Result<(), StoreError>> {
@@ -402,6 +440,18 @@ impl UpdateStore for PgStore {
         kind: PackageKind,
     ) -> Result<Option<Update>, StoreError> {
         crate::latest_batch::latest(&self.latest, &self.pool, tenant, device, kind).await
+    }
+
+    async fn latest_update_hint(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+    ) -> Result<Option<Update>, StoreError> {
+        match self.hints.take(tenant, device, kind) {
+            Some(hint) => Ok(Some(hint)),
+            None => self.latest_update(tenant, device, kind).await,
+        }
     }
 
     async fn list_updates(

@@ -244,7 +244,6 @@ async fn a_bulk_batch_committed_but_unanswered_is_reported_applied() {
     db.drop_schema().await;
 }
 
-#[ignore = "flaky in a clean CI run: one concurrent caller got Unavailable (\"expected to read 5 bytes, got 0 bytes at EOF\") from the cut connection; to investigate (issue 11)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_of_a_batch_committed_but_unanswered_are_told_applied() {
     let (db, store, proxy, f, transitions) = setup(Cut::AfterCommit).await;

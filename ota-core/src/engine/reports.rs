@@ -4,11 +4,12 @@
 use super::{Ota, OtaError};
 use crate::device::Device;
 use crate::ids::{DeviceId, TenantId};
+use crate::notifier::Notice;
 use crate::package::TitleVersion;
 use crate::package::{Package, PackageKind};
-use crate::store::{PageRequest, UpdateFilter};
+use crate::store::{PageRequest, StoreError, UpdateFilter};
 use crate::update::{
-    EventSource, HistoryEntry, HistoryOutcome, Outcome, ReportedStatus, Update, UpdateEvent,
+    self, EventSource, HistoryEntry, HistoryOutcome, Outcome, ReportedStatus, Update, UpdateEvent,
     UpdateState,
 };
 use crate::wire::{self, DeviceReport, IgnoredValue};
@@ -58,6 +59,24 @@ impl Ota {
             progress: report.progress,
         });
         let mut attempts = 0;
+        // First the store's hint (the update as it last wrote it: no round trip), good only
+        // for a compare-and-set transition; anything else is decided on a fresh read.
+        if let Some(hint) = self
+            .store
+            .latest_update_hint(tenant, device_id, report.kind)
+            .await?
+        {
+            if let Some(outcome) = self.apply_hint(&hint, &event).await? {
+                return self
+                    .after_report(
+                        tenant,
+                        device_id,
+                        reports_current,
+                        ReportOutcome::Update(outcome),
+                    )
+                    .await;
+            }
+        }
         let outcome = loop {
             let Some(latest) = self
                 .store
@@ -80,6 +99,19 @@ impl Ota {
                 return Err(OtaError::Contention { device: device_id });
             }
         };
+        self.after_report(tenant, device_id, reports_current, outcome)
+            .await
+    }
+
+    /// What follows a report: a device that reported its current version and is now idle is
+    /// offered to the running dynamic campaigns.
+    async fn after_report(
+        &self,
+        tenant: TenantId,
+        device_id: DeviceId,
+        reports_current: bool,
+        outcome: ReportOutcome,
+    ) -> Result<ReportOutcome, OtaError> {
         if reports_current {
             let idle = match &outcome {
                 ReportOutcome::NoUpdate => true,
@@ -92,6 +124,40 @@ impl Ota {
             }
         }
         Ok(outcome)
+    }
+
+    /// Applies a report's `event` to the store's `hint` of the latest update when that gives
+    /// a plain transition: `Some` once stored by compare-and-set. `None` for anything else (the
+    /// event does not apply, the report may be about a replaced update, or the hint was
+    /// stale), to be decided on a fresh read.
+    async fn apply_hint(
+        &self,
+        hint: &Update,
+        event: &UpdateEvent,
+    ) -> Result<Option<Outcome>, OtaError> {
+        if let UpdateEvent::Report(status) = event {
+            let maybe_replaced = status.state == Some(UpdateState::Updated)
+                && status.current.as_ref().is_some_and(|c| *c != hint.target)
+                && hint.state.is_in_progress();
+            if maybe_replaced {
+                return Ok(None);
+            }
+        }
+        let now = self.now();
+        let policy = self.policy_for(hint).await?;
+        let Outcome::Applied { update, history } = update::apply(hint, event, now, &policy) else {
+            return Ok(None);
+        };
+        let mut next = update;
+        next.wake_at = Self::wake_at(&next, now, &policy);
+        match self.store.transition(&next, hint.revision, &history).await {
+            Ok(()) => Ok(Some(Outcome::Applied {
+                update: next,
+                history,
+            })),
+            Err(StoreError::PreconditionFailed { .. } | StoreError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The title and version a report says the device runs: both when it names both; with
@@ -364,7 +430,8 @@ impl Ota {
     }
 
     /// Cancels a device's unfinished update of `kind` (operator action); the device's update
-    /// attributes are withdrawn.
+    /// attributes are withdrawn: the withdrawal notice is written to the outbox together with
+    /// the cancel (one atomic step), then delivered.
     pub async fn cancel_update(
         &self,
         actor: &str,
@@ -378,7 +445,18 @@ impl Ota {
             source: EventSource::Operator,
             reason: format!("canceled by {actor}: {reason}"),
         };
-        let outcome = self.drive(tenant, latest.id, &event).await?;
+        let notice = Notice::Withdrawal {
+            tenant_id: tenant,
+            device_id: device,
+            kind,
+            keys: wire::notice_keys(kind)
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+        };
+        let (outcome, to_deliver) = self
+            .drive_with_notice(tenant, latest.id, &event, notice)
+            .await?;
         let canceled = Self::require_applied(outcome, "cancel")?;
         self.audit(
             tenant,
@@ -388,8 +466,10 @@ impl Ota {
             json!({"kind": kind, "update": canceled.id, "reason": reason}),
         )
         .await?;
-        let device = self.store.get_device(tenant, device).await?;
-        self.withdraw(&device, kind).await;
+        if let Some(entry) = to_deliver {
+            // Stored already: a failed delivery is tried again once its lease lapses.
+            let _ = self.deliver(vec![entry]).await;
+        }
         Ok(canceled)
     }
 

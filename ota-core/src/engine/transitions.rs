@@ -4,6 +4,8 @@
 use super::{Ota, OtaError};
 use crate::clock::Timestamp;
 use crate::ids::{TenantId, UpdateId};
+use crate::notifier::Notice;
+use crate::store::{OutboxEntry, Release, StoreError, Transition};
 use crate::update::{self, Outcome, Update, UpdateEvent, UpdatePolicy};
 
 impl Ota {
@@ -54,6 +56,75 @@ impl Ota {
                         });
                     }
                 }
+            }
+        }
+    }
+
+    /// Applies `event` to the stored update `id` like [`Ota::drive`]; when it applies,
+    /// `notice` is written to the outbox in the same atomic step as the transition (as
+    /// releases are, [`crate::store::NoticeOutbox::release_with_notices`]), replacing older
+    /// undelivered notices of the device and kind, so that a process that dies right after
+    /// loses no notice. Returns the outcome and, when this instance reaches the device, the
+    /// notice (leased to it) to deliver now.
+    pub(super) async fn drive_with_notice(
+        &self,
+        tenant: TenantId,
+        id: UpdateId,
+        event: &UpdateEvent,
+        notice: Notice,
+    ) -> Result<(Outcome, Option<OutboxEntry>), OtaError> {
+        let mut attempts = 0;
+        loop {
+            let current = self.store.get_update(tenant, id).await?;
+            let now = self.now();
+            let policy = self.policy_for(&current).await?;
+            match update::apply(&current, event, now, &policy) {
+                Outcome::Applied { update, history } => {
+                    let mut next = update;
+                    next.wake_at = Self::wake_at(&next, now, &policy);
+                    let entry = OutboxEntry::new(notice.clone(), now);
+                    let mine = self.reach().contains(next.device_id);
+                    let release = Release {
+                        transition: Transition {
+                            update: next.clone(),
+                            expected_revision: current.revision,
+                            history: history.clone(),
+                        },
+                        notice: entry.clone(),
+                        lease: mine.then(|| self.notice_lease()),
+                    };
+                    let answer = self
+                        .store
+                        .release_with_notices(std::slice::from_ref(&release))
+                        .await
+                        .pop()
+                        .unwrap_or_else(|| {
+                            Err(StoreError::Unavailable {
+                                message: "the store gave no answer for the transition".into(),
+                            })
+                        });
+                    match answer {
+                        Ok(()) => {
+                            let outcome = Outcome::Applied {
+                                update: next,
+                                history,
+                            };
+                            return Ok((outcome, mine.then_some(entry)));
+                        }
+                        Err(StoreError::PreconditionFailed { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                other => {
+                    self.store.append_history(other.history()).await?;
+                    return Ok((other, None));
+                }
+            }
+            attempts += 1;
+            if attempts > self.config.max_cas_retries {
+                return Err(OtaError::Contention {
+                    device: current.device_id,
+                });
             }
         }
     }

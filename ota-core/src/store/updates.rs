@@ -132,6 +132,21 @@ pub trait UpdateStore: Send + Sync {
         kind: PackageKind,
     ) -> Result<Option<Update>, StoreError>;
 
+    /// A hint of [`UpdateStore::latest_update`] that may cost no round trip: the update as
+    /// this store last wrote it with [`UpdateStore::transition`] when it knows one, else the
+    /// latest update as stored. It may be stale (another writer may have changed it since),
+    /// so it is only good for computing a compare-and-set transition, which fails if it was;
+    /// anything else must be decided on [`UpdateStore::latest_update`]. The default reads
+    /// the latest update.
+    async fn latest_update_hint(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+    ) -> Result<Option<Update>, StoreError> {
+        self.latest_update(tenant, device, kind).await
+    }
+
     /// Updates selected by `filter`, ordered by id.
     async fn list_updates(
         &self,
