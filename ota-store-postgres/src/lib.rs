@@ -49,8 +49,8 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod api_keys;
 mod active_batch;
+mod api_keys;
 mod assignments;
 mod audit;
 mod batcher;
