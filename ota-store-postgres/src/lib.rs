@@ -47,6 +47,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod api_keys;
 mod assignments;
 mod audit;
 mod batcher;
