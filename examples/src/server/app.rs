@@ -39,8 +39,9 @@ async fn bind(what: &str, address: std::net::SocketAddr) -> Result<TcpListener, 
 /// store's connections are closed.
 pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<(), String> {
     let metrics = Metrics::new();
-    let (raw_store, backend) = store::open(&config).await?;
-    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(raw_store, metrics.clone()));
+    let opened = store::open(&config).await?;
+    let backend = opened.backend.clone();
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(opened.store, metrics.clone()));
 
     let mut engine_config = OtaConfig::default()
         .global_pacing(config.pacing())
@@ -56,7 +57,7 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
         Arc::new(SystemClock),
         engine_config,
     );
-    let keys = keys::setup(config.tenant, &config.api_keys)?;
+    let keys = keys::setup(opened.api_keys, config.tenant, &config.api_keys).await?;
 
     let http_listener = bind("HTTP", config.http_listen).await?;
     let mqtt_listener = match transports.mqtt {
@@ -66,7 +67,7 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
     let router = routes::build(RouterParts {
         config: &config,
         ota: ota.clone(),
-        auth: keys.auth.clone(),
+        keys: keys.auth.clone(),
         transports: &transports,
         metrics: metrics.clone(),
         readiness: Readiness {
@@ -76,7 +77,9 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
     })?;
 
     if let Some(key) = &keys.created {
-        tracing::info!("no API key configured: made an admin key (printed once on stdout)");
+        tracing::info!(
+            "no API key configured or stored: made an admin key (printed once on stdout)"
+        );
         emit(&json!({
             "event": "admin_key",
             "key": key,
