@@ -11,6 +11,7 @@ use super::{emit, keys, shutdown, store, ticker};
 use ota_core::engine::{Ota, OtaConfig};
 use ota_core::store::Store;
 use ota_core::SystemClock;
+use ota_transport_mqtt::delivery::OutboxDelivery;
 use ota_transport_mqtt::endpoint::MqttEndpoint;
 use serde_json::json;
 use std::future::IntoFuture;
@@ -50,10 +51,13 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
         engine_config = engine_config.instance_id(id.clone());
     }
     let instance = engine_config.instance_id.clone();
-    let mut transports = Transports::new(&config, &store, &instance)?;
+    // On PostgreSQL other instances may share the store: notices go to the instance that
+    // reaches the device.
+    let across = matches!(backend, store::Backend::Postgres(_));
+    let mut transports = Transports::new(&config, &store, &instance, across)?;
     let ota = Ota::new(
         store,
-        Arc::new(transports.notifier()),
+        Arc::new(transports.fan_out.clone()),
         Arc::new(SystemClock),
         engine_config,
     );
@@ -98,7 +102,7 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
         "instance_id": instance,
         "management": config.management_prefix,
     }));
-    tracing::info!(http = %http_address, mqtt = ?mqtt_address, store = backend.name(), instance_id = %instance, "listening");
+    tracing::info!(http = %http_address, mqtt = mqtt_address.as_deref().unwrap_or("off"), store = backend.name(), instance_id = %instance, "listening");
 
     // Transports other than HTTP stop after the final delivery.
     let transports_stop = CancellationToken::new();
@@ -120,6 +124,15 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
         let stop = transports_stop.clone().cancelled_owned();
         tokio::spawn(bridge.run(ota.clone(), stop))
     });
+    // Notices written by other instances for devices reached here, when the store says so.
+    let delivery_task = match &backend {
+        store::Backend::Postgres(pg) => {
+            let delivery = OutboxDelivery::new(ota.clone(), &transports.fan_out);
+            let stop = transports_stop.clone().cancelled_owned();
+            Some(tokio::spawn(delivery.run(pg.outbox_wakeups(), stop)))
+        }
+        store::Backend::Memory => None,
+    };
     let tick_task = tokio::spawn(ticker::run(
         ota.clone(),
         metrics.clone(),
@@ -155,6 +168,9 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
     if let Some(task) = mqtt_task {
         // The endpoint bounds its own wait by the grace period.
         clean &= wait("MQTT connections", task, deadline + config.shutdown_grace).await;
+    }
+    if let Some(task) = delivery_task {
+        clean &= wait("outbox delivery", task, deadline).await;
     }
     if let Some(task) = bridge_task {
         clean &= wait("MQTT bridge", task, deadline).await;
