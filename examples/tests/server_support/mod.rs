@@ -30,7 +30,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server on free ports with `args`, in an environment without any of the
+    /// Starts the server on free ports with `args` (and test defaults for the flags they
+    /// leave out), in an environment without any of the
     /// server's variables, and waits for its `listening` line.
     pub fn start(args: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ota-server"));
@@ -39,17 +40,18 @@ impl Server {
                 command.env_remove(name);
             }
         }
+        let defaults = [
+            ("--http-listen", "127.0.0.1:0"),
+            ("--mqtt-listen", "127.0.0.1:0"),
+            ("--tick-interval", "50ms"),
+            ("--metrics-interval", "200ms"),
+        ];
+        for (flag, value) in defaults {
+            if !args.contains(&flag) {
+                command.args([flag, value]);
+            }
+        }
         command
-            .args([
-                "--http-listen",
-                "127.0.0.1:0",
-                "--mqtt-listen",
-                "127.0.0.1:0",
-                "--tick-interval",
-                "50ms",
-                "--metrics-interval",
-                "200ms",
-            ])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
