@@ -6,6 +6,9 @@
 //!   PostgreSQL with `-- POSTGRES_URL SCHEMA`. `tests/embed.rs` runs it both ways.
 //! - `ota-server` (`src/bin/ota-server.rs`, code in [`server`]): the server a user runs with
 //!   one command: management API, device HTTP API, MQTT, metrics, health checks.
+//! - `dashboard` ([`dashboard`]): the monitoring dashboard the server serves at `/`, a
+//!   single-page app over the management API with its assets compiled in.
 #![warn(missing_docs)]
 
+pub mod dashboard;
 pub mod server;

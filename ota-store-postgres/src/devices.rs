@@ -1,6 +1,7 @@
 //! [`DeviceStore`] on PostgreSQL: profiles, groups, devices and their group memberships.
 
 use crate::codec::{after, from_ns, ns, overfetch, page};
+use crate::device_edits::{GROUPS, PROFILES};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
@@ -490,6 +491,58 @@ impl DeviceStore for PgStore {
     ) -> Result<(), StoreError> {
         crate::current_batch::set_current(&self.current, &self.pool, tenant, id, kind, current)
             .await
+    }
+
+    async fn rename_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+        name: &str,
+    ) -> Result<DeviceProfile, StoreError> {
+        decode_profile(&self.rename_named(&PROFILES, tenant, id.0, name).await?)
+    }
+
+    async fn delete_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+    ) -> Result<DeviceProfile, StoreError> {
+        decode_profile(&self.delete_named(&PROFILES, tenant, id.0).await?)
+    }
+
+    async fn rename_group(
+        &self,
+        tenant: TenantId,
+        id: GroupId,
+        name: &str,
+    ) -> Result<DeviceGroup, StoreError> {
+        decode_group(&self.rename_named(&GROUPS, tenant, id.0, name).await?)
+    }
+
+    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError> {
+        decode_group(&self.delete_named(&GROUPS, tenant, id.0).await?)
+    }
+
+    async fn rename_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        name: &str,
+    ) -> Result<Device, StoreError> {
+        self.rename_device_row(tenant, id, name).await
+    }
+
+    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError> {
+        self.delete_device_row(tenant, id).await
+    }
+
+    async fn set_device_token(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        token: &str,
+    ) -> Result<Device, StoreError> {
+        self.set_device_token_digest(tenant, id, token).await
     }
 }
 

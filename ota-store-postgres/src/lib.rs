@@ -58,6 +58,7 @@ mod codec;
 mod connect;
 mod content;
 mod current_batch;
+mod device_edits;
 mod devices;
 mod error;
 mod latest_batch;

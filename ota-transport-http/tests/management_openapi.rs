@@ -78,6 +78,12 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/api/ota/v1/api-keys"),
     ("get", "/api/ota/v1/api-keys/{id}"),
     ("delete", "/api/ota/v1/api-keys/{id}"),
+    ("patch", "/api/ota/v1/profiles/{id}"),
+    ("delete", "/api/ota/v1/profiles/{id}"),
+    ("patch", "/api/ota/v1/groups/{id}"),
+    ("delete", "/api/ota/v1/groups/{id}"),
+    ("delete", "/api/ota/v1/devices/{id}"),
+    ("put", "/api/ota/v1/devices/{id}/access-token"),
 ];
 
 fn concrete(path: &str) -> String {

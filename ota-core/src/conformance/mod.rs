@@ -17,6 +17,7 @@
 mod api_keys;
 mod campaigns;
 mod content;
+mod device_edits;
 mod devices;
 mod fixtures;
 pub mod interleaving;
@@ -28,6 +29,7 @@ mod updates;
 pub use api_keys::*;
 pub use campaigns::*;
 pub use content::*;
+pub use device_edits::*;
 pub use devices::*;
 pub use fixtures::Fixture;
 pub use misc::*;
@@ -67,6 +69,8 @@ pub const BEHAVIOURS: &[&str] = &[
     "an_instance_gives_back_its_claims",
     "api_keys_create_find_and_revoke",
     "api_key_listing_pages",
+    "profiles_and_groups_rename_and_delete_unless_used",
+    "devices_rename_delete_and_change_token",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
@@ -109,6 +113,8 @@ macro_rules! store_conformance_tests {
             an_instance_gives_back_its_claims,
             api_keys_create_find_and_revoke,
             api_key_listing_pages,
+            profiles_and_groups_rename_and_delete_unless_used,
+            devices_rename_delete_and_change_token,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

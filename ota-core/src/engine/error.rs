@@ -53,6 +53,14 @@ pub enum OtaError {
         /// Where it is used.
         uses: Vec<PackageUse>,
     },
+    /// A profile or group cannot be deleted while devices or assignments use it.
+    #[error("{what} is in use by {}; remove those first", list_uses(.uses))]
+    InUse {
+        /// What was to be deleted, e.g. `profile 0190...`.
+        what: String,
+        /// What uses it (`device`, `assignment`), the first ones of each.
+        uses: Vec<PackageUse>,
+    },
     /// The package is of the other kind than the operation names.
     #[error("package {package} is {actual}, not {expected}")]
     KindMismatch {
@@ -176,6 +184,7 @@ impl OtaError {
             Self::Contention { .. } | Self::CampaignContention { .. } => true,
             Self::Validation(_)
             | Self::InvalidRequest { .. }
+            | Self::InUse { .. }
             | Self::PackageInUse { .. }
             | Self::KindMismatch { .. }
             | Self::Incompatible { .. }

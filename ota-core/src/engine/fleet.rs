@@ -1,10 +1,12 @@
-//! Devices, profiles and groups: creation and the changes that re-evaluate a device's
-//! effective package.
+//! Devices, profiles and groups: creation, the changes that re-evaluate a device's
+//! effective package, renames, deletes and access tokens.
 
-use super::{Ota, OtaError};
+use super::{Ota, OtaError, PackageUse};
+use crate::assignment::AssignmentTarget;
 use crate::device::{generate_token, CurrentVersions, Device, DeviceGroup, DeviceProfile};
 use crate::ids::{DeviceId, GroupId, ProfileId, TenantId};
 use crate::package::PackageKind;
+use crate::store::{DeviceSelector, PageRequest};
 use serde_json::json;
 use std::collections::BTreeSet;
 
@@ -210,6 +212,252 @@ impl Ota {
         }
         self.join_dynamic_campaigns(std::slice::from_ref(&device))
             .await?;
+        Ok(device)
+    }
+}
+
+/// How many users of each sort an [`OtaError::InUse`] lists.
+const USES_LISTED: u32 = 10;
+
+impl Ota {
+    /// What uses `target` (a profile or group): its first devices and its assignments.
+    async fn uses_of(
+        &self,
+        tenant: TenantId,
+        target: AssignmentTarget,
+    ) -> Result<Vec<PackageUse>, OtaError> {
+        let selector = match target {
+            AssignmentTarget::Profile(p) => DeviceSelector::Profile(p),
+            AssignmentTarget::Group(g) => DeviceSelector::Group(g),
+            AssignmentTarget::Device(_) => return Ok(Vec::new()),
+        };
+        let devices = self
+            .store
+            .list_devices(tenant, selector, PageRequest::first(USES_LISTED))
+            .await?;
+        let mut uses: Vec<PackageUse> = devices
+            .items
+            .iter()
+            .map(|d| PackageUse {
+                by: "device".into(),
+                id: d.id.to_string(),
+            })
+            .collect();
+        if devices.next.is_some() {
+            let all = self.store.count_devices(tenant, selector).await?;
+            uses.push(PackageUse {
+                by: "devices".into(),
+                id: format!("{} in all", all),
+            });
+        }
+        for a in self.store.list_assignments(tenant, None).await? {
+            if a.target == target {
+                uses.push(PackageUse {
+                    by: "assignment".into(),
+                    id: format!("{} of {}", a.kind, a.package_id),
+                });
+            }
+        }
+        Ok(uses)
+    }
+
+    /// Renames a device profile.
+    pub async fn rename_profile(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        id: ProfileId,
+        name: &str,
+    ) -> Result<DeviceProfile, OtaError> {
+        check_name("profile", name)?;
+        let old = self.store.get_profile(tenant, id).await?;
+        let profile = self.store.rename_profile(tenant, id, name).await?;
+        self.audit(
+            tenant,
+            actor,
+            "profile.rename",
+            format!("profile {id}"),
+            json!({"from": old.name, "to": name}),
+        )
+        .await?;
+        Ok(profile)
+    }
+
+    /// Deletes a device profile. Refused with [`OtaError::InUse`] (listing them) while
+    /// devices have it or assignments target it.
+    pub async fn delete_profile(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        id: ProfileId,
+    ) -> Result<DeviceProfile, OtaError> {
+        self.store.get_profile(tenant, id).await?;
+        let uses = self.uses_of(tenant, AssignmentTarget::Profile(id)).await?;
+        if !uses.is_empty() {
+            return Err(OtaError::InUse {
+                what: format!("profile {id}"),
+                uses,
+            });
+        }
+        let profile = self.store.delete_profile(tenant, id).await?;
+        self.audit(
+            tenant,
+            actor,
+            "profile.delete",
+            format!("profile {id}"),
+            json!({"name": profile.name}),
+        )
+        .await?;
+        Ok(profile)
+    }
+
+    /// Renames a device group.
+    pub async fn rename_group(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        id: GroupId,
+        name: &str,
+    ) -> Result<DeviceGroup, OtaError> {
+        check_name("group", name)?;
+        let old = self.store.get_group(tenant, id).await?;
+        let group = self.store.rename_group(tenant, id, name).await?;
+        self.audit(
+            tenant,
+            actor,
+            "group.rename",
+            format!("group {id}"),
+            json!({"from": old.name, "to": name}),
+        )
+        .await?;
+        Ok(group)
+    }
+
+    /// Deletes a device group. Refused with [`OtaError::InUse`] (listing them) while it has
+    /// members or assignments target it.
+    pub async fn delete_group(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        id: GroupId,
+    ) -> Result<DeviceGroup, OtaError> {
+        self.store.get_group(tenant, id).await?;
+        let uses = self.uses_of(tenant, AssignmentTarget::Group(id)).await?;
+        if !uses.is_empty() {
+            return Err(OtaError::InUse {
+                what: format!("group {id}"),
+                uses,
+            });
+        }
+        let group = self.store.delete_group(tenant, id).await?;
+        self.audit(
+            tenant,
+            actor,
+            "group.delete",
+            format!("group {id}"),
+            json!({"name": group.name}),
+        )
+        .await?;
+        Ok(group)
+    }
+
+    /// Renames a device.
+    pub async fn rename_device(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        id: DeviceId,
+        name: &str,
+    ) -> Result<Device, OtaError> {
+        check_name("device", name)?;
+        let old = self.store.get_device(tenant, id).await?;
+        let device = self.store.rename_device(tenant, id, name).await?;
+        self.audit(
+            tenant,
+            actor,
+            "device.rename",
+            format!("device {id}"),
+            json!({"from": old.name, "to": name}),
+        )
+        .await?;
+        Ok(device)
+    }
+
+    /// Deletes a device: its unfinished updates are canceled first (their notices withdrawn,
+    /// each canceling audited as `update.cancel`), then the device goes with its group
+    /// memberships and the assignments made to it. Its past updates and their history stay.
+    pub async fn delete_device(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        id: DeviceId,
+    ) -> Result<Device, OtaError> {
+        let device = self.store.get_device(tenant, id).await?;
+        let mut canceled = Vec::new();
+        for kind in PackageKind::ALL {
+            let live = self
+                .store
+                .latest_update(tenant, id, kind)
+                .await?
+                .filter(|u| !u.state.is_terminal());
+            if live.is_some() {
+                let update = self
+                    .cancel_update(actor, tenant, id, kind, "the device is deleted")
+                    .await?;
+                canceled.push(update.id);
+            }
+        }
+        let mut assignments = Vec::new();
+        for kind in PackageKind::ALL {
+            let target = AssignmentTarget::Device(id);
+            if let Some(a) = self.store.get_assignment(tenant, kind, target).await? {
+                assignments.push(a.id);
+            }
+        }
+        self.store.delete_device(tenant, id).await?;
+        self.audit(
+            tenant,
+            actor,
+            "device.delete",
+            format!("device {id}"),
+            json!({"name": device.name, "canceled_updates": canceled, "removed_assignments": assignments}),
+        )
+        .await?;
+        Ok(device)
+    }
+
+    /// Sets a device's access token (`None`: a random one is generated, see
+    /// [`generate_token`]) and returns the device with it: the only time it is known in plain
+    /// text (stores keep a digest). The old token stops working. A token taken by another
+    /// device is refused with the same conflict as at creation, which does not say whether a
+    /// token exists.
+    pub async fn set_device_token(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        id: DeviceId,
+        token: Option<&str>,
+    ) -> Result<Device, OtaError> {
+        let generated = token.is_none();
+        let token = match token {
+            Some(t) if t.trim().is_empty() || t.len() > 255 || t.chars().any(char::is_control) => {
+                return Err(OtaError::InvalidRequest {
+                    message: "an access token must be 1-255 characters, not blank, without control characters (leave it out to have one generated)".into(),
+                });
+            }
+            Some(t) => t.to_string(),
+            None => generate_token(),
+        };
+        let mut device = self.store.set_device_token(tenant, id, &token).await?;
+        self.audit(
+            tenant,
+            actor,
+            "device.set_token",
+            format!("device {id}"),
+            json!({"generated": generated}),
+        )
+        .await?;
+        device.access_token = token;
         Ok(device)
     }
 }

@@ -335,4 +335,56 @@ impl DeviceStore for MemoryStore {
         }
         Ok(())
     }
+
+    async fn rename_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+        name: &str,
+    ) -> Result<DeviceProfile, StoreError> {
+        self.lock().rename_profile(tenant, id, name)
+    }
+
+    async fn delete_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+    ) -> Result<DeviceProfile, StoreError> {
+        self.lock().delete_profile(tenant, id)
+    }
+
+    async fn rename_group(
+        &self,
+        tenant: TenantId,
+        id: GroupId,
+        name: &str,
+    ) -> Result<DeviceGroup, StoreError> {
+        self.lock().rename_group(tenant, id, name)
+    }
+
+    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError> {
+        self.lock().delete_group(tenant, id)
+    }
+
+    async fn rename_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        name: &str,
+    ) -> Result<Device, StoreError> {
+        self.lock().rename_device(tenant, id, name)
+    }
+
+    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError> {
+        self.lock().delete_device(tenant, id)
+    }
+
+    async fn set_device_token(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        token: &str,
+    ) -> Result<Device, StoreError> {
+        self.lock().set_device_token(tenant, id, token)
+    }
 }

@@ -9,6 +9,7 @@ mod api_keys;
 mod assignments;
 mod audit;
 mod campaigns;
+mod device_edits;
 mod devices;
 mod outbox;
 mod pace;

@@ -99,4 +99,49 @@ pub trait DeviceStore: Send + Sync {
         kind: PackageKind,
         current: Option<TitleVersion>,
     ) -> Result<(), StoreError>;
+
+    /// Renames a profile; [`StoreError::Conflict`] when the name is taken in the tenant.
+    async fn rename_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+        name: &str,
+    ) -> Result<DeviceProfile, StoreError>;
+    /// Deletes a profile and returns it. [`StoreError::Conflict`] while a device has it or
+    /// an assignment targets it, checked atomically with the delete.
+    async fn delete_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+    ) -> Result<DeviceProfile, StoreError>;
+    /// Renames a group; [`StoreError::Conflict`] when the name is taken in the tenant.
+    async fn rename_group(
+        &self,
+        tenant: TenantId,
+        id: GroupId,
+        name: &str,
+    ) -> Result<DeviceGroup, StoreError>;
+    /// Deletes a group and returns it. [`StoreError::Conflict`] while it has members or an
+    /// assignment targets it, checked atomically with the delete.
+    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError>;
+    /// Renames a device; [`StoreError::Conflict`] when the name is taken in the tenant.
+    async fn rename_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        name: &str,
+    ) -> Result<Device, StoreError>;
+    /// Deletes a device with its group memberships and the assignments made to it, and
+    /// returns it. Its updates and their history stay (the engine cancels live ones first).
+    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError>;
+    /// Replaces a device's access token (the store keeps only its
+    /// [`token_digest`](crate::device::token_digest)); the old one no longer finds it.
+    /// [`StoreError::Conflict`] with [`DEVICE_TAKEN`](crate::device::DEVICE_TAKEN) when the
+    /// token is another device's.
+    async fn set_device_token(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        token: &str,
+    ) -> Result<Device, StoreError>;
 }

@@ -61,6 +61,7 @@ impl TryFrom<ApiKeyRecord> for ApiKeyView {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// 1 to 255 characters, no control characters, unique among the tenant's keys.
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
     /// What the key may do.
     pub role: Role,

@@ -112,6 +112,8 @@ pub struct ImportedDevice {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevicePatch {
+    /// Rename it (unique in the tenant).
+    pub name: Option<String>,
     /// Move it to this profile.
     pub profile_id: Option<Uuid>,
     /// Replace its groups.
@@ -444,12 +446,15 @@ async fn get_device(
     ))
 }
 
-/// Change a device's profile and/or groups; its effective packages are re-evaluated.
+/// Rename a device, change its profile and/or groups (its effective packages are then
+/// re-evaluated).
 #[utoipa::path(patch, path = "/devices/{id}", tag = "devices", request_body = DevicePatch,
     params(("id" = Uuid, Path, description = "Device id")),
     responses(
         (status = 200, description = "The device after the change", body = DeviceView),
+        (status = 400, description = "Bad name", body = ErrorBody),
         (status = 404, description = "Unknown device, profile or group", body = ErrorBody),
+        (status = 409, description = "Name taken", body = ErrorBody),
     ))]
 async fn patch_device(
     State(state): State<AppState>,
@@ -459,6 +464,12 @@ async fn patch_device(
 ) -> ApiResult<Json<DeviceView>> {
     let (tenant, actor) = (caller.tenant(), caller.actor());
     let mut device = state.ota.device(tenant, id.into()).await?;
+    if let Some(name) = body.name.as_deref().filter(|n| *n != device.name) {
+        device = state
+            .ota
+            .rename_device(actor, tenant, id.into(), name)
+            .await?;
+    }
     if let Some(p) = body.profile_id {
         device = (state
             .ota

@@ -137,6 +137,8 @@ impl From<OtaError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "package_in_use", message)
                     .with_details(serde_json::json!({ "uses": uses }))
             }
+            O::InUse { uses, .. } => Self::new(StatusCode::CONFLICT, "in_use", message)
+                .with_details(serde_json::json!({ "uses": uses })),
             O::KindMismatch { .. } => Self::bad_request("kind_mismatch", message),
             O::Incompatible { .. } => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "incompatible", message)

@@ -1,4 +1,4 @@
-//! Device profiles and device groups: create, get, list; a group's members.
+//! Device profiles and device groups: create, get, list, rename, delete.
 
 use super::error::{ApiResult, ErrorBody};
 use super::extract::{AppState, Caller, CanAdmin, CanRead, Json, Path, Query};
@@ -47,6 +47,7 @@ impl From<DeviceGroup> for NamedView {
 #[serde(deny_unknown_fields)]
 pub struct NewNamed {
     /// 1 to 255 characters, no control characters, unique in the tenant.
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
 }
 
@@ -166,10 +167,96 @@ async fn get_group(
     Ok(Json(g.into()))
 }
 
+/// Rename a device profile.
+#[utoipa::path(patch, path = "/profiles/{id}", tag = "profiles", request_body = NewNamed,
+    params(("id" = Uuid, Path, description = "Profile id")),
+    responses(
+        (status = 200, description = "The renamed profile", body = NamedView),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        (status = 404, description = "Unknown", body = ErrorBody),
+        (status = 409, description = "Name taken", body = ErrorBody),
+    ))]
+async fn rename_profile(
+    State(state): State<AppState>,
+    caller: Caller<CanAdmin>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<NewNamed>,
+) -> ApiResult<Json<NamedView>> {
+    let p = state
+        .ota
+        .rename_profile(caller.actor(), caller.tenant(), id.into(), &body.name)
+        .await?;
+    Ok(Json(p.into()))
+}
+
+/// Delete a device profile; refused with 409 `in_use` (listing them) while devices have it
+/// or assignments target it.
+#[utoipa::path(delete, path = "/profiles/{id}", tag = "profiles",
+    params(("id" = Uuid, Path, description = "Profile id")),
+    responses(
+        (status = 200, description = "The deleted profile", body = NamedView),
+        (status = 404, description = "Unknown", body = ErrorBody),
+        (status = 409, description = "In use; `details.uses` lists by what", body = ErrorBody),
+    ))]
+async fn delete_profile(
+    State(state): State<AppState>,
+    caller: Caller<CanAdmin>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<NamedView>> {
+    let p = state
+        .ota
+        .delete_profile(caller.actor(), caller.tenant(), id.into())
+        .await?;
+    Ok(Json(p.into()))
+}
+
+/// Rename a device group.
+#[utoipa::path(patch, path = "/groups/{id}", tag = "groups", request_body = NewNamed,
+    params(("id" = Uuid, Path, description = "Group id")),
+    responses(
+        (status = 200, description = "The renamed group", body = NamedView),
+        (status = 400, description = "Bad name", body = ErrorBody),
+        (status = 404, description = "Unknown", body = ErrorBody),
+        (status = 409, description = "Name taken", body = ErrorBody),
+    ))]
+async fn rename_group(
+    State(state): State<AppState>,
+    caller: Caller<CanAdmin>,
+    Path(id): Path<Uuid>,
+    Json(body): Json<NewNamed>,
+) -> ApiResult<Json<NamedView>> {
+    let g = state
+        .ota
+        .rename_group(caller.actor(), caller.tenant(), id.into(), &body.name)
+        .await?;
+    Ok(Json(g.into()))
+}
+
+/// Delete a device group; refused with 409 `in_use` (listing them) while it has members or
+/// assignments target it.
+#[utoipa::path(delete, path = "/groups/{id}", tag = "groups",
+    params(("id" = Uuid, Path, description = "Group id")),
+    responses(
+        (status = 200, description = "The deleted group", body = NamedView),
+        (status = 404, description = "Unknown", body = ErrorBody),
+        (status = 409, description = "In use; `details.uses` lists by what", body = ErrorBody),
+    ))]
+async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller<CanAdmin>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Json<NamedView>> {
+    let g = state
+        .ota
+        .delete_group(caller.actor(), caller.tenant(), id.into())
+        .await?;
+    Ok(Json(g.into()))
+}
+
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_profile, list_profiles))
-        .routes(routes!(get_profile))
+        .routes(routes!(get_profile, rename_profile, delete_profile))
         .routes(routes!(create_group, list_groups))
-        .routes(routes!(get_group))
+        .routes(routes!(get_group, rename_group, delete_group))
 }

@@ -21,6 +21,7 @@ mod campaign_actions;
 mod campaigns;
 mod common;
 mod content;
+mod device_edits;
 mod devices;
 pub mod error;
 mod extract;

@@ -53,6 +53,7 @@ fn api(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(super::packages::routes())
         .merge(super::fleet::routes())
         .merge(super::devices::routes())
+        .merge(super::device_edits::routes())
         .merge(super::assignments::routes())
         .merge(super::updates::routes())
         .merge(super::campaigns::routes())
