@@ -288,6 +288,78 @@ impl DeviceStore for MeteredStore {
             self.inner.set_current_version(tenant, id, kind, current)
         )
     }
+
+    async fn rename_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+        name: &str,
+    ) -> Result<DeviceProfile, StoreError> {
+        timed!(
+            self,
+            "rename_profile",
+            self.inner.rename_profile(tenant, id, name)
+        )
+    }
+
+    async fn delete_profile(
+        &self,
+        tenant: TenantId,
+        id: ProfileId,
+    ) -> Result<DeviceProfile, StoreError> {
+        timed!(
+            self,
+            "delete_profile",
+            self.inner.delete_profile(tenant, id)
+        )
+    }
+
+    async fn rename_group(
+        &self,
+        tenant: TenantId,
+        id: GroupId,
+        name: &str,
+    ) -> Result<DeviceGroup, StoreError> {
+        timed!(
+            self,
+            "rename_group",
+            self.inner.rename_group(tenant, id, name)
+        )
+    }
+
+    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError> {
+        timed!(self, "delete_group", self.inner.delete_group(tenant, id))
+    }
+
+    async fn rename_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        name: &str,
+    ) -> Result<Device, StoreError> {
+        timed!(
+            self,
+            "rename_device",
+            self.inner.rename_device(tenant, id, name)
+        )
+    }
+
+    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError> {
+        timed!(self, "delete_device", self.inner.delete_device(tenant, id))
+    }
+
+    async fn set_device_token(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        token: &str,
+    ) -> Result<Device, StoreError> {
+        timed!(
+            self,
+            "set_device_token",
+            self.inner.set_device_token(tenant, id, token)
+        )
+    }
 }
 
 #[ota_core::async_trait]
