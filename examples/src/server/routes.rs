@@ -1,0 +1,86 @@
+//! The HTTP router: management API, device API, `/metrics`, `/healthz`, `/readyz`, and the
+//! dashboard's place at `/`.
+
+use super::config::Config;
+use super::health::{self, Readiness};
+use super::metrics::{self, Metrics, MetricsState};
+use super::{home, transports::Transports};
+use axum::routing::get;
+use axum::Router;
+use ota_core::engine::Ota;
+use ota_transport_http::management::{Authenticator, ManagementOptions};
+use ota_transport_http::{device_router, management_router, DeviceApiOptions};
+use std::sync::Arc;
+
+/// Everything the router is built from.
+pub struct RouterParts<'a> {
+    /// The configuration.
+    pub config: &'a Config,
+    /// The engine.
+    pub ota: Ota,
+    /// The management API's authenticator.
+    pub auth: Arc<dyn Authenticator>,
+    /// The transports (for the long-poll notifier and the live gauges).
+    pub transports: &'a Transports,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// What `/readyz` checks.
+    pub readiness: Readiness,
+}
+
+/// The server's HTTP router.
+pub fn build(parts: RouterParts<'_>) -> Result<Router, String> {
+    let RouterParts {
+        config,
+        ota,
+        auth,
+        transports,
+        metrics,
+        readiness,
+    } = parts;
+    let mut management = ManagementOptions::default();
+    management.prefix = config.management_prefix.clone();
+    management.max_upload_size = Some(config.max_upload_size);
+
+    let rate_limit = config
+        .device_rate_limit
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| format!("--device-rate-limit: {e}"))?;
+    let device_options = DeviceApiOptions::new(transports.http.clone()).rate_limit(rate_limit);
+    let devices = device_router(ota.clone(), device_options).layer(
+        axum::middleware::from_fn_with_state(metrics.clone(), metrics::count_bytes_served),
+    );
+
+    let http = transports.http.clone();
+    let mqtt = transports.mqtt.as_ref().map(|m| m.registry().clone());
+    let refresh = move |m: &Metrics| {
+        m.http_waiting
+            .set(i64::try_from(http.waiting_devices()).unwrap_or(i64::MAX));
+        let connected = mqtt.as_ref().map_or(0, |r| r.connected_count());
+        m.mqtt_connected
+            .set(i64::try_from(connected).unwrap_or(i64::MAX));
+    };
+    let metrics_state = MetricsState {
+        metrics,
+        refresh: Arc::new(refresh),
+    };
+
+    Ok(Router::new()
+        .route("/healthz", get(health::healthz))
+        .merge(
+            Router::new()
+                .route("/readyz", get(health::readyz))
+                .with_state(readiness),
+        )
+        .merge(
+            Router::new()
+                .route("/metrics", get(metrics::serve))
+                .with_state(metrics_state),
+        )
+        // The dashboard's place: its router replaces `home::router` here.
+        .merge(home::router(&config.management_prefix))
+        .merge(devices)
+        .merge(management_router(ota, auth, management)))
+}
