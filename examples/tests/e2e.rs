@@ -30,9 +30,18 @@ struct Server {
 }
 
 /// Starts `ota-server` on the test database and waits for its `listening` line.
-async fn server(db: &ota_store_postgres::testing::TestDatabase, key: &str, instance: &str) -> Server {
+async fn server(
+    db: &ota_store_postgres::testing::TestDatabase,
+    key: &str,
+    instance: &str,
+) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ota-server"))
-        .args(["--http-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--mqtt-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--database-url", &db.url, "--database-schema", &db.schema])
         .args(["--api-key", key, "--instance-id", instance])
         .args(["--tick-interval", "200ms", "--log", "warn"])
@@ -77,12 +86,37 @@ async fn fleet_over(servers: &[Server], key: &str) {
     let profile = api.profile("e2e").await;
     let package = api.upload("e2e-firmware", "2.0.0", 48 * 1024 + 77).await;
     let mut sim = Command::new(env!("CARGO_BIN_EXE_ota-sim"));
-    sim.args(["--api", &servers[0].http, "--api-key", key, "--profile", "e2e"])
-        .args(["--mqtt-devices", MQTT_DEVICES, "--http-devices", HTTP_DEVICES])
-        .args(["--checksum-failures", "2", "--stalls", "1.5", "--drops", "1.5"])
-        .args(["--seed", "16", "--chunk-size", "8192", "--reboot-ms", "200"])
-        .args(["--long-poll-secs", "5", "--until-campaign", "rollout"])
-        .args(["--duration-secs", "280", "--json", "--per-device", "--no-progress"]);
+    sim.args([
+        "--api",
+        &servers[0].http,
+        "--api-key",
+        key,
+        "--profile",
+        "e2e",
+    ])
+    .args([
+        "--mqtt-devices",
+        MQTT_DEVICES,
+        "--http-devices",
+        HTTP_DEVICES,
+    ])
+    .args([
+        "--checksum-failures",
+        "2",
+        "--stalls",
+        "1.5",
+        "--drops",
+        "1.5",
+    ])
+    .args(["--seed", "16", "--chunk-size", "8192", "--reboot-ms", "200"])
+    .args(["--long-poll-secs", "5", "--until-campaign", "rollout"])
+    .args([
+        "--duration-secs",
+        "280",
+        "--json",
+        "--per-device",
+        "--no-progress",
+    ]);
     for s in servers {
         sim.args(["--mqtt", &s.mqtt, "--http", &s.http]);
     }
@@ -98,7 +132,14 @@ async fn fleet_over(servers: &[Server], key: &str) {
     assert_eq!(devices["http"], 200);
     until_event(&mut lines, "connected").await;
     let campaign = api
-        .campaign("rollout", &package, &profile, two_waves(), 3, Duration::from_secs(10))
+        .campaign(
+            "rollout",
+            &package,
+            &profile,
+            two_waves(),
+            3,
+            Duration::from_secs(10),
+        )
         .await;
     until_event(&mut lines, "campaign_ended").await;
     let summary = until_event(&mut lines, "summary").await;
@@ -118,7 +159,10 @@ async fn fleet_over(servers: &[Server], key: &str) {
     for kind in ["checksum", "stall", "drop"] {
         assert!(injected[kind].as_u64().unwrap() > 0, "no {kind}: {summary}");
     }
-    assert!(summary["attempts"].as_u64().unwrap() > DEVICES as u64, "{summary}");
+    assert!(
+        summary["attempts"].as_u64().unwrap() > DEVICES as u64,
+        "{summary}"
+    );
     let mut brief = summary.clone();
     brief.as_object_mut().map(|m| m.remove("devices_detail"));
     eprintln!("e2e summary: {brief}");

@@ -10,7 +10,9 @@ use ota_core::notifier::{Notice, Notifier, NotifyError};
 use ota_core::{SystemClock, TenantId};
 use ota_examples::sim::{self, cli::Args};
 use ota_transport_http::management::{ApiKeys, Role};
-use ota_transport_http::{device_router, management_router, DeviceApiOptions, HttpNotifier, ManagementOptions};
+use ota_transport_http::{
+    device_router, management_router, DeviceApiOptions, HttpNotifier, ManagementOptions,
+};
 use ota_transport_mqtt::endpoint::{EndpointConfig, MqttEndpoint, MqttNotifier};
 use serde_json::Value;
 use sim_support::{assert_tally_matches, one_wave, two_waves, Api};
@@ -53,8 +55,9 @@ async fn serve() -> InProcess {
     );
     let keys = ApiKeys::new();
     let key = keys.issue(TenantId::new(), "operator", Role::Admin);
-    let app = management_router(ota.clone(), Arc::new(keys), ManagementOptions::default())
-        .merge(device_router(ota.clone(), DeviceApiOptions::new(http_notifier)));
+    let app = management_router(ota.clone(), Arc::new(keys), ManagementOptions::default()).merge(
+        device_router(ota.clone(), DeviceApiOptions::new(http_notifier)),
+    );
     let stop = CancellationToken::new();
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http_addr = http.local_addr().unwrap();
@@ -69,7 +72,9 @@ async fn serve() -> InProcess {
     let endpoint = MqttEndpoint::new(ota.clone(), &mqtt_notifier, EndpointConfig::default());
     let s = stop.clone();
     tokio::spawn(async move {
-        let _ = endpoint.serve(mqtt, async move { s.cancelled().await }).await;
+        let _ = endpoint
+            .serve(mqtt, async move { s.cancelled().await })
+            .await;
     });
     let s = stop.clone();
     tokio::spawn(async move {
@@ -146,7 +151,14 @@ async fn simulate(
     let run = tokio::spawn(sim::run(args, stop.clone()));
     wait_for_devices(&api, devices).await;
     let campaign = api
-        .campaign("rollout", &package, &profile, waves, max_attempts, Duration::from_secs(2))
+        .campaign(
+            "rollout",
+            &package,
+            &profile,
+            waves,
+            max_attempts,
+            Duration::from_secs(2),
+        )
         .await;
     let summary = run.await.expect("simulator task").expect("simulator run");
     (api, campaign, serde_json::to_value(&summary).unwrap())
@@ -159,8 +171,18 @@ async fn a_mixed_fleet_with_injected_failures_ends_as_the_server_counts_it() {
         &server,
         40,
         &[
-            "--mqtt-devices", "30", "--http-devices", "10",
-            "--checksum-failures", "10", "--stalls", "5", "--drops", "10", "--seed", "3",
+            "--mqtt-devices",
+            "30",
+            "--http-devices",
+            "10",
+            "--checksum-failures",
+            "10",
+            "--stalls",
+            "5",
+            "--drops",
+            "10",
+            "--seed",
+            "3",
         ],
         two_waves(),
         3,
@@ -177,7 +199,10 @@ async fn a_mixed_fleet_with_injected_failures_ends_as_the_server_counts_it() {
         .sum();
     assert!(sum > 0, "{summary}");
     assert!(summary["attempts"].as_u64().unwrap() > 40, "{summary}");
-    assert!(summary["cards"]["successful"].as_u64().unwrap() > 0, "{summary}");
+    assert!(
+        summary["cards"]["successful"].as_u64().unwrap() > 0,
+        "{summary}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,8 +212,14 @@ async fn devices_whose_every_attempt_fails_end_failed_on_both_sides() {
         &server,
         6,
         &[
-            "--mqtt-devices", "3", "--http-devices", "3",
-            "--checksum-failures", "50", "--stalls", "50",
+            "--mqtt-devices",
+            "3",
+            "--http-devices",
+            "3",
+            "--checksum-failures",
+            "50",
+            "--stalls",
+            "50",
         ],
         one_wave(),
         2,
@@ -198,5 +229,8 @@ async fn devices_whose_every_attempt_fails_end_failed_on_both_sides() {
     assert_eq!(summary["attempts"], 12, "two attempts each: {summary}");
     assert_tally_matches(&api, &campaign, &summary).await;
     let versions = api.versions().await;
-    assert!(versions.values().all(|v| v.as_deref() == Some("1.0.0")), "{versions:?}");
+    assert!(
+        versions.values().all(|v| v.as_deref() == Some("1.0.0")),
+        "{versions:?}"
+    );
 }

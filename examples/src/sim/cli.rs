@@ -157,7 +157,9 @@ impl Args {
         self.failures()?;
         let creating = self.devices_file.is_none();
         if creating && self.mqtt_devices + self.http_devices == 0 {
-            return Err("no devices: give --mqtt-devices and/or --http-devices, or --devices-file".into());
+            return Err(
+                "no devices: give --mqtt-devices and/or --http-devices, or --devices-file".into(),
+            );
         }
         if (creating || self.until_campaign.is_some())
             && (self.api.is_none() || self.api_key.is_none())
@@ -203,7 +205,10 @@ mod tests {
 
     #[test]
     fn host_and_port() {
-        assert_eq!(parse_host_port("127.0.0.1:1884").unwrap(), ("127.0.0.1".into(), 1884));
+        assert_eq!(
+            parse_host_port("127.0.0.1:1884").unwrap(),
+            ("127.0.0.1".into(), 1884)
+        );
         assert_eq!(parse_host_port("mqtt://h:1").unwrap(), ("h".into(), 1));
         assert_eq!(parse_host_port("[::1]:1884").unwrap(), ("::1".into(), 1884));
         assert!(parse_host_port("nohost").is_err());
@@ -217,14 +222,33 @@ mod tests {
             all.extend_from_slice(extra);
             Args::try_parse_from(all).map_err(|e| e.to_string())
         };
-        let ok = args(&["--api", "http://h", "--api-key", "k", "--mqtt", "h:1", "--mqtt-devices", "3"]);
+        let ok = args(&[
+            "--api",
+            "http://h",
+            "--api-key",
+            "k",
+            "--mqtt",
+            "h:1",
+            "--mqtt-devices",
+            "3",
+        ]);
         assert!(ok.unwrap().validate().is_ok());
         let no_mqtt = args(&["--api", "http://h", "--api-key", "k", "--mqtt-devices", "3"]);
         assert!(no_mqtt.unwrap().validate().unwrap_err().contains("--mqtt"));
         let no_api = args(&["--mqtt", "h:1", "--mqtt-devices", "3"]);
         assert!(no_api.unwrap().validate().unwrap_err().contains("--api"));
-        let bad = args(&["--api", "http://h", "--api-key", "k", "--http", "http://h",
-            "--http-devices", "1", "--stalls", "120"]);
+        let bad = args(&[
+            "--api",
+            "http://h",
+            "--api-key",
+            "k",
+            "--http",
+            "http://h",
+            "--http-devices",
+            "1",
+            "--stalls",
+            "120",
+        ]);
         assert!(bad.unwrap().validate().is_err());
         assert!(args(&["--devices-file", "f", "--mqtt-devices", "2"]).is_err());
     }

@@ -197,6 +197,18 @@ impl<L: Link> Device<L> {
         };
         let k = key(&target);
         if self.fw.current == k {
+            // A notice of what the device already runs (a retry that crossed its UPDATED
+            // report): say so again, as ThingsBoard devices do, so that the attempt ends.
+            if !polled {
+                let (title, version) = k;
+                let _ = self
+                    .link
+                    .report(
+                        json!({"current_fw_title": title, "current_fw_version": version,
+                        "fw_state": "UPDATED"}),
+                    )
+                    .await;
+            }
             return;
         }
         // A look at the attributes after a failed attempt shows the same target until the
@@ -291,8 +303,10 @@ impl<L: Link> Device<L> {
         self.fw.last_failed = None;
         let (title, version) = self.fw.current.clone();
         if self
-            .say(json!({"current_fw_title": title, "current_fw_version": version,
-                "fw_state": "UPDATED"}))
+            .say(
+                json!({"current_fw_title": title, "current_fw_version": version,
+                "fw_state": "UPDATED"}),
+            )
             .await
         {
             self.set(Status::Updated);

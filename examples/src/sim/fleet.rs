@@ -157,13 +157,21 @@ impl Management {
 
     /// The id of the profile named `name`, created when missing.
     pub async fn ensure_profile(&self, name: &str) -> Result<String, String> {
-        let found = self.list("/profiles").await?.into_iter().find(|p| p["name"] == name);
+        let found = self
+            .list("/profiles")
+            .await?
+            .into_iter()
+            .find(|p| p["name"] == name);
         let profile = match found {
             Some(p) => p,
             None => {
                 let body = serde_json::json!({ "name": name });
-                self.call(self.client.post(format!("{}/profiles", self.base)).json(&body))
-                    .await?
+                self.call(
+                    self.client
+                        .post(format!("{}/profiles", self.base))
+                        .json(&body),
+                )
+                .await?
             }
         };
         profile["id"]

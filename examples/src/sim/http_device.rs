@@ -65,7 +65,12 @@ fn percent(text: &str) -> String {
 
 impl HttpLink {
     /// A device with access token `token`; `client` is shared by the fleet.
-    pub fn new(client: reqwest::Client, target: HttpTarget, token: &str, tally: Arc<Tally>) -> Self {
+    pub fn new(
+        client: reqwest::Client,
+        target: HttpTarget,
+        token: &str,
+        tally: Arc<Tally>,
+    ) -> Self {
         let root = format!(
             "{}/api/v1/{}",
             target.base.trim_end_matches('/'),
@@ -166,7 +171,9 @@ impl Link for HttpLink {
         let response = self.get(url, None).await?;
         match response.json::<Value>().await.map_err(lost)? {
             Value::Object(m) => Ok(m),
-            _ => Err(LinkError::Refused("the attributes are not a JSON object".into())),
+            _ => Err(LinkError::Refused(
+                "the attributes are not a JSON object".into(),
+            )),
         }
     }
 

@@ -83,11 +83,19 @@ async fn fleet_of(args: &Args, management: Option<&Management>) -> Result<Vec<Si
         (1..=n).map(|i| format!("{prefix}-{tag}{i:05}")).collect()
     };
     let mut devices = management
-        .create_devices(&names("m", args.mqtt_devices), &args.profile, Transport::Mqtt)
+        .create_devices(
+            &names("m", args.mqtt_devices),
+            &args.profile,
+            Transport::Mqtt,
+        )
         .await?;
     devices.extend(
         management
-            .create_devices(&names("h", args.http_devices), &args.profile, Transport::Http)
+            .create_devices(
+                &names("h", args.http_devices),
+                &args.profile,
+                Transport::Http,
+            )
             .await?,
     );
     if let Some(path) = &args.save_devices {
@@ -202,13 +210,7 @@ pub async fn run(args: Args, stop: CancellationToken) -> Result<Summary, String>
     let tally = Tally::new(devices.len());
     let progress = Progress::start(tally.clone(), !args.json && !args.no_progress);
     let device_stop = CancellationToken::new();
-    let starter = start_devices(
-        &args,
-        devices,
-        client,
-        tally.clone(),
-        device_stop.clone(),
-    )?;
+    let starter = start_devices(&args, devices, client, tally.clone(), device_stop.clone())?;
     let watch = watch(&args, &tally, management.as_ref(), &stop, out).await;
     device_stop.cancel();
     let handles = starter.await.unwrap_or_default();
@@ -243,7 +245,12 @@ async fn watch(
             announced = true;
             out.event(
                 json!({"event": "connected", "secs": started.elapsed().as_secs_f64()}),
-                || format!("every device connected in {:.1} s", started.elapsed().as_secs_f64()),
+                || {
+                    format!(
+                        "every device connected in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    )
+                },
             );
         }
         if args
@@ -264,10 +271,9 @@ async fn watch(
                 let state = m.campaign_state(campaign).await;
                 if let Ok(Some(state)) = &state {
                     if campaign_ended(state) {
-                        out.event(
-                            json!({"event": "campaign_ended", "state": state}),
-                            || format!("campaign {campaign} is {state}"),
-                        );
+                        out.event(json!({"event": "campaign_ended", "state": state}), || {
+                            format!("campaign {campaign} is {state}")
+                        });
                         settle(tally).await;
                         return Ok(());
                     }

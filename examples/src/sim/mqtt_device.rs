@@ -102,10 +102,9 @@ impl MqttLink {
                 let seen = match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => Incoming::Connected,
                     Ok(Event::Incoming(Packet::SubAck(_))) => Incoming::Subscribed,
-                    Ok(Event::Incoming(Packet::Publish(p))) => Incoming::Message(
-                        String::from_utf8_lossy(&p.topic).into_owned(),
-                        p.payload,
-                    ),
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        Incoming::Message(String::from_utf8_lossy(&p.topic).into_owned(), p.payload)
+                    }
                     Ok(Event::Incoming(Packet::Disconnect(d))) => {
                         Incoming::Closed(format!("disconnected by the server: {:?}", d.reason_code))
                     }
@@ -127,9 +126,14 @@ impl MqttLink {
             Incoming::Closed(why) => return Err(LinkError::Lost(why)),
             _ => return Err(lost("no CONNACK first")),
         }
-        let filters = [ATTRIBUTES, "v1/devices/me/attributes/response/+", "v2/fw/response/+/chunk/+", CHUNK_ERROR]
-            .into_iter()
-            .map(|f| Filter::new(f, QoS::AtLeastOnce));
+        let filters = [
+            ATTRIBUTES,
+            "v1/devices/me/attributes/response/+",
+            "v2/fw/response/+/chunk/+",
+            CHUNK_ERROR,
+        ]
+        .into_iter()
+        .map(|f| Filter::new(f, QoS::AtLeastOnce));
         connection
             .client
             .subscribe_many(filters)
@@ -167,7 +171,9 @@ impl MqttLink {
         if self.connection.is_none() {
             self.reconnect().await?;
         }
-        self.connection.as_mut().ok_or_else(|| lost("not connected"))
+        self.connection
+            .as_mut()
+            .ok_or_else(|| lost("not connected"))
     }
 
     async fn publish(&mut self, topic: String, payload: Vec<u8>) -> Result<(), LinkError> {
@@ -183,7 +189,10 @@ impl MqttLink {
     async fn wait_for(&mut self, topic: &str) -> Result<Bytes, LinkError> {
         let deadline = Instant::now() + self.target.response_timeout;
         loop {
-            let c = self.connection.as_mut().ok_or_else(|| lost("not connected"))?;
+            let c = self
+                .connection
+                .as_mut()
+                .ok_or_else(|| lost("not connected"))?;
             match recv(c, deadline).await {
                 Ok(Incoming::Message(t, payload)) if t == topic => return Ok(payload),
                 Ok(Incoming::Message(t, payload)) if t == ATTRIBUTES => {
@@ -262,7 +271,9 @@ impl Link for MqttLink {
             .await?;
         match serde_json::from_slice(&answer) {
             Ok(Value::Object(m)) => Ok(m),
-            _ => Err(LinkError::Refused("the attribute answer is not a JSON object".into())),
+            _ => Err(LinkError::Refused(
+                "the attribute answer is not a JSON object".into(),
+            )),
         }
     }
 
@@ -274,7 +285,11 @@ impl Link for MqttLink {
     async fn download(&mut self, target: &Target, fetch: Fetch) -> Result<Fetched, LinkError> {
         let request = self.request_id();
         let size = target.size.unwrap_or(u64::MAX);
-        let chunk_size = if fetch.chunk_size == 0 { 64 * 1024 } else { fetch.chunk_size };
+        let chunk_size = if fetch.chunk_size == 0 {
+            64 * 1024
+        } else {
+            fetch.chunk_size
+        };
         let mut content = Vec::with_capacity(target.size.unwrap_or(0) as usize);
         let mut dropped = false;
         let mut chunk = 0u64;

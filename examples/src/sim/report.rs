@@ -236,8 +236,16 @@ impl Tally {
             reconnects: self.reconnects.load(Ordering::Relaxed),
             bytes_downloaded: bytes,
             elapsed_secs: elapsed,
-            bytes_per_sec: if elapsed > 0.0 { bytes as f64 / elapsed } else { 0.0 },
-            updates_per_sec: if elapsed > 0.0 { updated as f64 / elapsed } else { 0.0 },
+            bytes_per_sec: if elapsed > 0.0 {
+                bytes as f64 / elapsed
+            } else {
+                0.0
+            },
+            updates_per_sec: if elapsed > 0.0 {
+                updated as f64 / elapsed
+            } else {
+                0.0
+            },
             devices_detail: per_device.then_some(outcomes),
         }
     }

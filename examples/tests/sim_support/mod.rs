@@ -25,7 +25,11 @@ impl Api {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Value {
-        let response = request.bearer_auth(&self.key).send().await.expect("request");
+        let response = request
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("request");
         let status = response.status();
         let body = response.text().await.expect("body");
         assert!(status.is_success(), "{status}: {body}");
@@ -33,7 +37,8 @@ impl Api {
     }
 
     pub async fn get(&self, path: &str) -> Value {
-        self.send(self.client.get(format!("{}{path}", self.base))).await
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
@@ -111,7 +116,8 @@ impl Api {
         });
         let c = self.post("/campaigns", body).await;
         let id = c["id"].as_str().expect("campaign id").to_string();
-        self.post(&format!("/campaigns/{id}/start"), json!({})).await;
+        self.post(&format!("/campaigns/{id}/start"), json!({}))
+            .await;
         id
     }
 
@@ -126,7 +132,9 @@ impl Api {
             .into_iter()
             .map(|d| {
                 let name = d["name"].as_str().unwrap_or_default().to_string();
-                let version = d["current_firmware"]["version"].as_str().map(str::to_string);
+                let version = d["current_firmware"]["version"]
+                    .as_str()
+                    .map(str::to_string);
                 (name, version)
             })
             .collect()
@@ -161,7 +169,9 @@ pub async fn assert_tally_matches(api: &Api, campaign: &str, summary: &Value) {
     assert_eq!(total["canceled"], 0, "{total}");
     assert_eq!(total["total"], summary["devices"], "{total}");
     let versions = api.versions().await;
-    let devices = summary["devices_detail"].as_array().expect("per-device summary");
+    let devices = summary["devices_detail"]
+        .as_array()
+        .expect("per-device summary");
     assert_eq!(devices.len() as u64, summary["devices"].as_u64().unwrap());
     for d in devices {
         let name = d["name"].as_str().expect("name");
