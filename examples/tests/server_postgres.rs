@@ -40,17 +40,22 @@ async fn starts_on_postgresql_serves_a_device_and_keeps_its_data_across_a_restar
     let (status, _, stderr) = server.stop();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
 
-    // Restarted on the same schema (with a configured key): the device and its update are
-    // still there.
+    // Restarted on the same schema: no new key (the stored one still works), and the
+    // device and its update are still there.
     let mut args = pg.to_vec();
-    args.extend(["--api-key", "restart-key", "--instance-id", "server-test-1"]);
+    args.extend(["--instance-id", "server-test-1"]);
     let server = Server::start(&args);
+    assert!(server.admin_key.is_none(), "{:?}", server.start_lines);
     let shared = wait_for_attributes(&server, "pg-device").await;
     assert_eq!(shared["fw_title"], "sensor-fw");
-    let api = Api::new(&server, "restart-key");
+    let api = Api::new(&server, &key);
     let (status, devices) = api.get("/devices").await;
     assert_eq!(status, 200);
     assert_eq!(devices["items"][0]["name"], "device-pg-device", "{devices}");
+    // Admins manage keys over the API.
+    let (status, keys) = api.get("/api-keys").await;
+    assert_eq!(status, 200, "{keys}");
+    assert_eq!(keys["items"].as_array().map(Vec::len), Some(1), "{keys}");
     let (status, _, stderr) = server.stop();
     assert!(status.success(), "exit {status}; stderr:\n{stderr}");
     db.drop_schema().await;

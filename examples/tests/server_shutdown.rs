@@ -3,7 +3,7 @@
 
 mod server_support;
 
-use server_support::{device_with_firmware, metrics, sample, Api, Server};
+use server_support::{metrics, sample, Api, Server};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -33,7 +33,15 @@ async fn sigterm_lets_requests_in_flight_finish_and_exits_0() {
     let server = Server::start(&[]);
     let key = server.admin_key.clone().unwrap();
     let api = Api::new(&server, &key);
-    device_with_firmware(&api, "waiting-device", 100).await;
+    // A device with nothing assigned, so that its long-poll waits.
+    let (status, profile) = api
+        .post("/profiles", serde_json::json!({"name": "p"}))
+        .await;
+    assert_eq!(status, 201);
+    let device = serde_json::json!({
+        "name": "waiting", "profile_id": profile["id"], "access_token": "waiting-device"
+    });
+    assert_eq!(api.post("/devices", device).await.0, 201);
 
     // 1. A long-poll in flight: the gauge shows it waiting.
     let poll_url = server.url("/api/v1/waiting-device/attributes/updates?timeout=600000");

@@ -98,6 +98,10 @@ id_type!(
     /// Identifies a notice in the outbox (see [`crate::store::NoticeOutbox`]).
     NoticeId
 );
+id_type!(
+    /// Identifies a management API key (see [`crate::store::ApiKeyStore`]).
+    ApiKeyId
+);
 
 #[cfg(test)]
 mod tests {

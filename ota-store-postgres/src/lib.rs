@@ -11,7 +11,9 @@
 //!   share one pace.
 //! - Notices go through an outbox table written in the same statement as the release they
 //!   announce, and each write is announced with `NOTIFY` on
-//!   [`PgStore::outbox_channel`] (see [`ota_core::store::NoticeOutbox`]).
+//!   [`PgStore::outbox_channel`] (see [`ota_core::store::NoticeOutbox`]);
+//!   [`PgStore::outbox_wakeups`] listens to it as a stream of wake-ups that reconnects by
+//!   itself, for the instance holding a device's connection.
 //! - Campaign materialization is one `INSERT ... SELECT`; campaign counters change in the
 //!   same statement as the transitions that move them. Transitions of concurrent callers are
 //!   written together, one statement and one commit per batch
@@ -47,6 +49,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod api_keys;
 mod assignments;
 mod audit;
 mod batcher;
@@ -60,6 +63,7 @@ mod error;
 mod latest_batch;
 mod migrate;
 mod outbox;
+mod outbox_listener;
 mod pace;
 mod packages;
 mod release;
@@ -76,6 +80,7 @@ pub mod testing;
 pub use sqlx;
 
 pub use migrate::MIGRATIONS;
+pub use outbox_listener::OutboxWakeups;
 pub use upload::UPLOAD_LEASE;
 
 use ota_core::store::StoreError;

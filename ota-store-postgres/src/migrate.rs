@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "token_digests",
         include_str!("../migrations/0021_token_digests.sql"),
     ),
+    (
+        30,
+        "api_keys",
+        include_str!("../migrations/0030_api_keys.sql"),
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock`, so that instances starting together apply each

@@ -74,6 +74,10 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("put", "/api/ota/v1/schedules/{id}"),
     ("delete", "/api/ota/v1/schedules/{id}"),
     ("get", "/api/ota/v1/audit"),
+    ("post", "/api/ota/v1/api-keys"),
+    ("get", "/api/ota/v1/api-keys"),
+    ("get", "/api/ota/v1/api-keys/{id}"),
+    ("delete", "/api/ota/v1/api-keys/{id}"),
 ];
 
 fn concrete(path: &str) -> String {

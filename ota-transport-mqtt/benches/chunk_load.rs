@@ -10,7 +10,9 @@
 //! (`taskset`), the load to core 1. Each mode runs RUNS times; the median run is reported
 //! with p50/p99 chunk round trips. Environment: OTA_BENCH_DEVICES (1000),
 //! OTA_BENCH_PACKAGE_KIB (256), OTA_BENCH_CHUNK (4096), OTA_BENCH_RUNS (3),
-//! OTA_BENCH_MODES (endpoint,bridge,relay).
+//! OTA_BENCH_MODES (endpoint,bridge,relay), OTA_BENCH_SERVER_THREADS (1: the servers written
+//! in Rust run one tokio worker, on the one core they are pinned to, as Mosquitto runs one
+//! thread).
 //!
 //! `cargo bench -p ota-transport-mqtt --bench chunk_load`
 
@@ -394,7 +396,24 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let serving = args.get(1).is_some_and(|a| a.starts_with("--serve-"));
+    // A server pinned to one core runs one worker thread (OTA_BENCH_SERVER_THREADS): two
+    // workers on one core only hand tasks to each other.
+    let threads = env("OTA_BENCH_SERVER_THREADS", 1).max(1);
+    let runtime = if serving && threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    } else if serving {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    } else {
+        tokio::runtime::Runtime::new().expect("runtime")
+    };
     match args.get(1).map(String::as_str) {
         Some("--serve-endpoint") => return runtime.block_on(serve_endpoint()),
         Some("--serve-bridge") => {

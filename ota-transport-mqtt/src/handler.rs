@@ -155,14 +155,23 @@ impl DeviceHandler {
                 log_engine_error(device, "chunk read", &e);
                 device_message(&e)
             })?;
+        let fail = |e: ota_core::store::StoreError| {
+            let e = OtaError::from(e);
+            log_engine_error(device, "chunk read", &e);
+            device_message(&e)
+        };
+        // A chunk the store gives in one piece is passed on as it is (no copy).
+        let Some(first) = stream.next().await.transpose().map_err(fail)? else {
+            return Ok(Bytes::new());
+        };
+        let Some(second) = stream.next().await.transpose().map_err(fail)? else {
+            return Ok(first);
+        };
         let mut bytes = BytesMut::with_capacity((end - start) as usize);
+        bytes.extend_from_slice(&first);
+        bytes.extend_from_slice(&second);
         while let Some(part) = stream.next().await {
-            let part = part.map_err(|e| {
-                let e = OtaError::from(e);
-                log_engine_error(device, "chunk read", &e);
-                device_message(&e)
-            })?;
-            bytes.extend_from_slice(&part);
+            bytes.extend_from_slice(&part.map_err(fail)?);
         }
         Ok(bytes.freeze())
     }

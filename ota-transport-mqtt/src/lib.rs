@@ -5,9 +5,11 @@
 //! - [`endpoint`]: devices connect to the library (MQTT 3.1.1 and 5 on one port).
 //! - [`bridge`]: the library serves devices through an existing broker.
 //! - [`handler`]: runs a device message through the protocol and the engine.
+//! - [`delivery`]: notices across server instances sharing one store (the outbox).
 #![warn(missing_docs)]
 
 pub mod bridge;
+pub mod delivery;
 pub mod endpoint;
 pub mod handler;
 pub mod protocol;

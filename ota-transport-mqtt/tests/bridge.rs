@@ -3,7 +3,7 @@
 
 mod support;
 
-use ota_core::store::Store;
+use ota_core::store::{NoticeOutbox, Store};
 use ota_core::UpdateState;
 use serde_json::json;
 use std::sync::Arc;
@@ -205,4 +205,139 @@ async fn two_instances_take_each_device_message_once() {
     assert_eq!(topic, t.rpc_response("end"));
     first.stop().await;
     second.stop().await;
+}
+
+#[tokio::test]
+async fn reassignment_mid_download_through_the_broker_refuses_the_old_request() {
+    let broker = Mosquitto::start(&["token-d1"]).await;
+    let (fleet, bridge) = bridged(
+        &broker,
+        Arc::new(ota_core::memory::MemoryStore::new()),
+        None,
+        "ota-1",
+    )
+    .await;
+    let record = fleet.device("d1").await;
+    let (first, first_content) = fleet.package("2.0.0", 20_000).await;
+    let (second, second_content) = fleet.package("3.0.0", 30_000).await;
+    let t = Topics::bridge("token-d1");
+    let mut dev = device(&broker, Protocol::V5, "token-d1").await;
+    subscribe_device(&mut dev, &t).await;
+    until_served(&mut dev, &t).await;
+    fleet.assign(&record, &first).await;
+    fleet.tick().await;
+    assert_eq!(
+        dev.expect_json(&t.attributes()).await["fw_version"],
+        "2.0.0"
+    );
+    dev.publish(&t.chunk_request("a", 0), "4096", true).await;
+    assert_eq!(
+        dev.expect(&t.chunk_response("a", 0)).await[..],
+        first_content[..4096]
+    );
+
+    fleet.assign(&record, &second).await;
+    fleet.tick().await;
+    let mut notice = dev.expect_json(&t.attributes()).await;
+    if notice.get("deleted").is_some() {
+        notice = dev.expect_json(&t.attributes()).await;
+    }
+    assert_eq!(notice["fw_version"], "3.0.0");
+    // The old download is refused on the error topic ...
+    dev.publish(&t.chunk_request("a", 1), "4096", true).await;
+    let text = String::from_utf8(dev.expect(&t.chunk_error()).await.to_vec()).unwrap();
+    assert!(text.contains("new request id"), "{text}");
+    // ... and a new one gets the new package.
+    let mut bytes = Vec::new();
+    flow::download_from(&mut dev, &t, "b", 4096, 0, &mut bytes).await;
+    assert_eq!(bytes, second_content);
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_device_dropped_mid_download_resumes_from_the_next_chunk() {
+    let broker = Mosquitto::start(&["token-d1"]).await;
+    let (fleet, bridge) = bridged(
+        &broker,
+        Arc::new(ota_core::memory::MemoryStore::new()),
+        None,
+        "ota-1",
+    )
+    .await;
+    let record = fleet.device("d1").await;
+    let (package, content) = fleet.package("2.0.0", 100_000).await;
+    let t = Topics::bridge("token-d1");
+    let mut dev = device(&broker, Protocol::V311, "token-d1").await;
+    subscribe_device(&mut dev, &t).await;
+    until_served(&mut dev, &t).await;
+    fleet.assign(&record, &package).await;
+    fleet.tick().await;
+    assert_eq!(
+        dev.expect_json(&t.attributes()).await["fw_version"],
+        "2.0.0"
+    );
+    let mut bytes = Vec::new();
+    for chunk in 0..5u64 {
+        dev.publish(&t.chunk_request("7", chunk), "8192", true)
+            .await;
+        bytes.extend_from_slice(&dev.expect(&t.chunk_response("7", chunk)).await);
+    }
+    // The device's connection drops without DISCONNECT; it comes back and goes on from
+    // chunk 5 under the same request id.
+    dev.kill();
+    let mut dev = device(&broker, Protocol::V311, "token-d1").await;
+    subscribe_device(&mut dev, &t).await;
+    flow::download_from(&mut dev, &t, "7", 8192, 5, &mut bytes).await;
+    assert_eq!(bytes, content);
+    flow::report(
+        &dev,
+        &t,
+        json!({"fw_state": "UPDATED", "current_fw_title": "sensor-fw",
+        "current_fw_version": "2.0.0"}),
+    )
+    .await;
+    flow::barrier(&mut dev, &t).await;
+    assert_eq!(fleet.state(&record).await, Some(UpdateState::Updated));
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn a_notice_waits_until_the_bridge_has_seen_the_device() {
+    let broker = Mosquitto::start(&["token-d0", "token-d1"]).await;
+    let store = Arc::new(ota_core::memory::MemoryStore::new());
+    let (fleet, bridge) = bridged(&broker, store.clone(), None, "ota-1").await;
+    let record = fleet.device("d1").await;
+    fleet.device("d0").await;
+    let (package, _) = fleet.package("2.0.0", 10_000).await;
+    // Another device shows that the bridge is subscribed.
+    let t0 = Topics::bridge("token-d0");
+    let mut other = device(&broker, Protocol::V5, "token-d0").await;
+    subscribe_device(&mut other, &t0).await;
+    until_served(&mut other, &t0).await;
+
+    // Released before d1 ever published: the store keeps only its token's digest, so the
+    // bridge cannot name its topic; the notice waits in the outbox (not a failure).
+    fleet.assign(&record, &package).await;
+    let report = fleet.ota.tick().await.expect("tick");
+    assert_eq!((report.released, report.notify_failures), (1, 0));
+    assert_eq!(store.count_undelivered(None).await.expect("count"), 1);
+
+    // Its first message teaches the bridge its token: the waiting notice follows.
+    let t = Topics::bridge("token-d1");
+    let mut dev = device(&broker, Protocol::V5, "token-d1").await;
+    subscribe_device(&mut dev, &t).await;
+    flow::report(&dev, &t, json!({"temperature": 21.5})).await;
+    let notice = dev.expect_json(&t.attributes()).await;
+    assert_eq!(notice["fw_version"], "2.0.0");
+    // Marked delivered once handed over (just after the publish).
+    let mut left = 1;
+    for _ in 0..400 {
+        left = store.count_undelivered(None).await.expect("count");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(left, 0);
+    bridge.stop().await;
 }

@@ -4,12 +4,14 @@
 
 mod support;
 
+use ota_core::store::NoticeOutbox;
 use ota_core::store::Store;
 use ota_core::UpdateState;
 use ota_store_postgres::PgStore;
+use ota_transport_mqtt::delivery::OutboxDelivery;
 use ota_transport_mqtt::endpoint::{EndpointConfig, MqttNotifier};
 use std::sync::Arc;
-use support::bridged::{bridged, device, subscribe_device, until_served};
+use support::bridged::{bridged, device, subscribe_device, until_served, RunningBridge};
 use support::broker::Mosquitto;
 use support::device::{DeviceOptions, Protocol, TestDevice};
 use support::flow::{self, Topics};
@@ -43,28 +45,31 @@ async fn endpoint_on_postgres_updates_a_device() {
     endpoint.stop().await;
 }
 
-#[tokio::test]
-#[ignore = "broken since stores keep only token digests: the releasing bridge instance never \
-            saw the device publish, so it cannot name the device's token topic; the notice \
-            stays in the outbox (open work on issue 15: deliver from the instance that knows \
-            the token, or share learned tokens)"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bridge_instances_on_one_database_release_and_serve() {
     let db = ota_store_postgres::testing::fresh_database().await;
-    let store_a: Arc<dyn Store> = Arc::new(PgStore::connect(db.options()).await.expect("store"));
-    let store_b: Arc<dyn Store> = Arc::new(PgStore::connect(db.options()).await.expect("store"));
+    let pg_a = PgStore::connect(db.options()).await.expect("store");
+    let pg_b = PgStore::connect(db.options()).await.expect("store");
     let broker = Mosquitto::start(&["token-d1"]).await;
-    let (a, bridge_a) = bridged(&broker, store_a, None, "ota-a").await;
-    let (b, bridge_b) = bridged(&broker, store_b, Some(&a), "ota-b").await;
+    let (a, bridge_a) = bridged(&broker, Arc::new(pg_a.clone()), None, "ota-a").await;
+    let delivery_a = deliver_outbox(&a, &bridge_a, &pg_a);
     let record = a.device("d1").await;
     let (package, content) = a.package("2.0.0", 256 * 1024).await;
     let t = Topics::bridge("token-d1");
     let mut dev = device(&broker, Protocol::V311, "token-d1").await;
     subscribe_device(&mut dev, &t).await;
+    // Only instance A has seen the device publish (B starts after), so only A knows its
+    // token: the store keeps token digests only.
     until_served(&mut dev, &t).await;
+    let (b, bridge_b) = bridged(&broker, Arc::new(pg_b.clone()), Some(&a), "ota-b").await;
+    let delivery_b = deliver_outbox(&b, &bridge_b, &pg_b);
 
-    // Instance A assigns; only instance B ticks, so B releases and notifies.
+    // Instance A assigns; only instance B ticks, so B releases. B cannot name the device's
+    // topic and leaves the notice in the outbox; A, woken by its NOTIFY, publishes it.
     a.assign(&record, &package).await;
-    b.tick().await;
+    let report = b.ota.tick().await.expect("tick");
+    assert_eq!(report.released, 1);
+    assert_eq!(report.notify_failures, 0);
     assert_eq!(b.state(&record).await, Some(UpdateState::Initiated));
     let notice = dev.expect_json(&t.attributes()).await;
     assert_eq!(notice["fw_version"], "2.0.0");
@@ -81,6 +86,22 @@ async fn two_bridge_instances_on_one_database_release_and_serve() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert_eq!(state, Some(UpdateState::Updated));
+    assert_eq!(pg_a.count_undelivered(None).await.expect("count"), 0);
+    for stop in [delivery_a, delivery_b] {
+        stop.abort();
+    }
     bridge_a.stop().await;
     bridge_b.stop().await;
+}
+
+/// Delivers outbox notices for the devices `bridge` knows when `store` announces them (no
+/// periodic fallback: the wake-ups alone must do it).
+fn deliver_outbox(
+    fleet: &Fleet,
+    bridge: &RunningBridge,
+    store: &PgStore,
+) -> tokio::task::JoinHandle<()> {
+    let delivery = OutboxDelivery::new(fleet.ota.clone(), &bridge.notifier)
+        .fallback_every(std::time::Duration::from_secs(3600));
+    tokio::spawn(delivery.run(store.outbox_wakeups(), std::future::pending()))
 }

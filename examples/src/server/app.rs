@@ -11,6 +11,7 @@ use super::{emit, keys, shutdown, store, ticker};
 use ota_core::engine::{Ota, OtaConfig};
 use ota_core::store::Store;
 use ota_core::SystemClock;
+use ota_transport_mqtt::delivery::OutboxDelivery;
 use ota_transport_mqtt::endpoint::MqttEndpoint;
 use serde_json::json;
 use std::future::IntoFuture;
@@ -39,8 +40,9 @@ async fn bind(what: &str, address: std::net::SocketAddr) -> Result<TcpListener, 
 /// store's connections are closed.
 pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<(), String> {
     let metrics = Metrics::new();
-    let (raw_store, backend) = store::open(&config).await?;
-    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(raw_store, metrics.clone()));
+    let opened = store::open(&config).await?;
+    let backend = opened.backend.clone();
+    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(opened.store, metrics.clone()));
 
     let mut engine_config = OtaConfig::default()
         .global_pacing(config.pacing())
@@ -49,14 +51,17 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
         engine_config = engine_config.instance_id(id.clone());
     }
     let instance = engine_config.instance_id.clone();
-    let mut transports = Transports::new(&config, &store, &instance)?;
+    // On PostgreSQL other instances may share the store: notices go to the instance that
+    // reaches the device.
+    let across = matches!(backend, store::Backend::Postgres(_));
+    let mut transports = Transports::new(&config, &store, &instance, across)?;
     let ota = Ota::new(
         store,
-        Arc::new(transports.notifier()),
+        Arc::new(transports.fan_out.clone()),
         Arc::new(SystemClock),
         engine_config,
     );
-    let keys = keys::setup(config.tenant, &config.api_keys)?;
+    let keys = keys::setup(opened.api_keys, config.tenant, &config.api_keys).await?;
 
     let http_listener = bind("HTTP", config.http_listen).await?;
     let mqtt_listener = match transports.mqtt {
@@ -66,7 +71,7 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
     let router = routes::build(RouterParts {
         config: &config,
         ota: ota.clone(),
-        auth: keys.auth.clone(),
+        keys: keys.auth.clone(),
         transports: &transports,
         metrics: metrics.clone(),
         readiness: Readiness {
@@ -76,7 +81,9 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
     })?;
 
     if let Some(key) = &keys.created {
-        tracing::info!("no API key configured: made an admin key (printed once on stdout)");
+        tracing::info!(
+            "no API key configured or stored: made an admin key (printed once on stdout)"
+        );
         emit(&json!({
             "event": "admin_key",
             "key": key,
@@ -95,7 +102,7 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
         "instance_id": instance,
         "management": config.management_prefix,
     }));
-    tracing::info!(http = %http_address, mqtt = ?mqtt_address, store = backend.name(), instance_id = %instance, "listening");
+    tracing::info!(http = %http_address, mqtt = mqtt_address.as_deref().unwrap_or("off"), store = backend.name(), instance_id = %instance, "listening");
 
     // Transports other than HTTP stop after the final delivery.
     let transports_stop = CancellationToken::new();
@@ -117,6 +124,15 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
         let stop = transports_stop.clone().cancelled_owned();
         tokio::spawn(bridge.run(ota.clone(), stop))
     });
+    // Notices written by other instances for devices reached here, when the store says so.
+    let delivery_task = match &backend {
+        store::Backend::Postgres(pg) => {
+            let delivery = OutboxDelivery::new(ota.clone(), &transports.fan_out);
+            let stop = transports_stop.clone().cancelled_owned();
+            Some(tokio::spawn(delivery.run(pg.outbox_wakeups(), stop)))
+        }
+        store::Backend::Memory => None,
+    };
     let tick_task = tokio::spawn(ticker::run(
         ota.clone(),
         metrics.clone(),
@@ -152,6 +168,9 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
     if let Some(task) = mqtt_task {
         // The endpoint bounds its own wait by the grace period.
         clean &= wait("MQTT connections", task, deadline + config.shutdown_grace).await;
+    }
+    if let Some(task) = delivery_task {
+        clean &= wait("outbox delivery", task, deadline).await;
     }
     if let Some(task) = bridge_task {
         clean &= wait("MQTT bridge", task, deadline).await;

@@ -8,7 +8,7 @@ use super::{home, transports::Transports};
 use axum::routing::get;
 use axum::Router;
 use ota_core::engine::Ota;
-use ota_transport_http::management::{Authenticator, ManagementOptions};
+use ota_transport_http::management::{ManagementOptions, StoredApiKeys};
 use ota_transport_http::{device_router, management_router, DeviceApiOptions};
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ pub struct RouterParts<'a> {
     pub config: &'a Config,
     /// The engine.
     pub ota: Ota,
-    /// The management API's authenticator.
-    pub auth: Arc<dyn Authenticator>,
+    /// The management API's keys (its authenticator, managed at `/api-keys`).
+    pub keys: Arc<StoredApiKeys>,
     /// The transports (for the long-poll notifier and the live gauges).
     pub transports: &'a Transports,
     /// The metrics.
@@ -33,7 +33,7 @@ pub fn build(parts: RouterParts<'_>) -> Result<Router, String> {
     let RouterParts {
         config,
         ota,
-        auth,
+        keys,
         transports,
         metrics,
         readiness,
@@ -41,6 +41,7 @@ pub fn build(parts: RouterParts<'_>) -> Result<Router, String> {
     let mut management = ManagementOptions::default();
     management.prefix = config.management_prefix.clone();
     management.max_upload_size = Some(config.max_upload_size);
+    management.api_keys = Some(keys.clone());
 
     let rate_limit = config
         .device_rate_limit
@@ -82,5 +83,5 @@ pub fn build(parts: RouterParts<'_>) -> Result<Router, String> {
         // The dashboard's place: its router replaces `home::router` here.
         .merge(home::router(&config.management_prefix))
         .merge(devices)
-        .merge(management_router(ota, auth, management)))
+        .merge(management_router(ota, keys, management)))
 }

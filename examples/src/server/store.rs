@@ -3,7 +3,7 @@
 
 use super::config::Config;
 use ota_core::memory::MemoryStore;
-use ota_core::store::Store;
+use ota_core::store::{ApiKeyStore, Store};
 use ota_store_postgres::{PgStore, PgStoreOptions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,14 +55,29 @@ impl Backend {
     }
 }
 
-/// Opens the store `config` names; the store and what it is.
-pub async fn open(config: &Config) -> Result<(Arc<dyn Store>, Backend), String> {
+/// The opened store: the engine's, the API keys' (the same tables), and what it is.
+pub struct Opened {
+    /// The store of the engine.
+    pub store: Arc<dyn Store>,
+    /// The store of the management API keys.
+    pub api_keys: Arc<dyn ApiKeyStore>,
+    /// What it is.
+    pub backend: Backend,
+}
+
+/// Opens the store `config` names.
+pub async fn open(config: &Config) -> Result<Opened, String> {
     let Some(url) = &config.database_url else {
         tracing::warn!(
             "in-memory store: nothing is persisted, every package, device and campaign is \
              lost when the server stops (use --database-url or DATABASE_URL for PostgreSQL)"
         );
-        return Ok((Arc::new(MemoryStore::new()), Backend::Memory));
+        let memory = Arc::new(MemoryStore::new());
+        return Ok(Opened {
+            store: memory.clone(),
+            api_keys: memory,
+            backend: Backend::Memory,
+        });
     };
     let mut options =
         PgStoreOptions::new(url.clone()).max_connections(config.database_max_connections);
@@ -76,5 +91,9 @@ pub async fn open(config: &Config) -> Result<(Arc<dyn Store>, Backend), String> 
         schema = config.database_schema.as_deref().unwrap_or("(search path)"),
         "PostgreSQL store ready (migrations applied)"
     );
-    Ok((Arc::new(store.clone()), Backend::Postgres(store)))
+    Ok(Opened {
+        store: Arc::new(store.clone()),
+        api_keys: Arc::new(store.clone()),
+        backend: Backend::Postgres(store),
+    })
 }

@@ -2,8 +2,7 @@
 //! and the one notifier the engine is built with.
 
 use super::config::{parse_broker_url, Config};
-use super::notify::FanOut;
-use ota_core::notifier::Notifier;
+use super::notify::{FanOut, Transport};
 use ota_core::store::Store;
 use ota_transport_http::HttpNotifier;
 use ota_transport_mqtt::bridge::{BridgeConfig, MqttBridge};
@@ -19,18 +18,32 @@ pub struct Transports {
     pub mqtt: Option<MqttNotifier>,
     /// The bridge, not connected yet (`None`: no bridge).
     pub bridge: Option<MqttBridge>,
-    notifiers: Vec<(&'static str, Arc<dyn Notifier>)>,
+    /// The engine's notifier over all of them.
+    pub fan_out: FanOut,
 }
 
 impl Transports {
-    /// The transports `config` asks for; the bridge works on `store`.
-    pub fn new(config: &Config, store: &Arc<dyn Store>, instance: &str) -> Result<Self, String> {
+    /// The transports `config` asks for; the bridge works on `store`. `across`: other
+    /// instances may share the store (PostgreSQL), so notices for devices this instance does
+    /// not reach are left to the others.
+    pub fn new(
+        config: &Config,
+        store: &Arc<dyn Store>,
+        instance: &str,
+        across: bool,
+    ) -> Result<Self, String> {
         let http = HttpNotifier::new();
-        let mut notifiers: Vec<(&'static str, Arc<dyn Notifier>)> =
-            vec![("http", Arc::new(http.clone()))];
-        let mqtt = (!config.no_mqtt_endpoint).then(MqttNotifier::default);
+        let mut transports = vec![Transport::Http(http.clone())];
+        let mqtt = (!config.no_mqtt_endpoint).then(|| {
+            let mqtt = MqttNotifier::default();
+            if across {
+                mqtt.across_instances()
+            } else {
+                mqtt
+            }
+        });
         if let Some(mqtt) = &mqtt {
-            notifiers.push(("mqtt", Arc::new(mqtt.clone())));
+            transports.push(Transport::Mqtt(mqtt.clone()));
         }
         let bridge = match &config.mqtt_bridge_url {
             None => None,
@@ -46,7 +59,7 @@ impl Transports {
                     Some(config.mqtt_bridge_share_group.clone()).filter(|g| !g.is_empty());
                 bridge_config.limits = limits(config);
                 let (bridge, notifier) = MqttBridge::new(bridge_config, store.clone());
-                notifiers.push(("bridge", Arc::new(notifier)));
+                transports.push(Transport::Bridge(notifier));
                 tracing::info!(host = %broker.host, port = broker.port, %client_id, "MQTT bridge configured");
                 Some(bridge)
             }
@@ -55,13 +68,8 @@ impl Transports {
             http,
             mqtt,
             bridge,
-            notifiers,
+            fan_out: FanOut::new(transports, across),
         })
-    }
-
-    /// The notifier to build the engine with: every transport gets every notice.
-    pub fn notifier(&self) -> FanOut {
-        FanOut::new(self.notifiers.clone())
     }
 }
 

@@ -14,6 +14,7 @@
 //! Each behaviour creates its own tenant, so a store shared between behaviours is fine, but
 //! a fresh store per test is what the macro does.
 
+mod api_keys;
 mod campaigns;
 mod content;
 mod devices;
@@ -24,6 +25,7 @@ mod outbox;
 mod packages;
 mod updates;
 
+pub use api_keys::*;
 pub use campaigns::*;
 pub use content::*;
 pub use devices::*;
@@ -63,12 +65,14 @@ pub const BEHAVIOURS: &[&str] = &[
     "concurrent_notice_claimers_never_overlap",
     "newer_notice_replaces_older_of_device_and_kind",
     "an_instance_gives_back_its_claims",
+    "api_keys_create_find_and_revoke",
+    "api_key_listing_pages",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
 /// function (or closure) with no arguments returning a fresh store that implements
-/// [`crate::store::Store`]. The calling crate needs `tokio` (with the `macros` and
-/// `rt-multi-thread` features) among its dev-dependencies.
+/// [`crate::store::Store`] and [`crate::store::ApiKeyStore`]. The calling crate needs `tokio`
+/// (with the `macros` and `rt-multi-thread` features) among its dev-dependencies.
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:path) => {
@@ -103,6 +107,8 @@ macro_rules! store_conformance_tests {
             concurrent_notice_claimers_never_overlap,
             newer_notice_replaces_older_of_device_and_kind,
             an_instance_gives_back_its_claims,
+            api_keys_create_find_and_revoke,
+            api_key_listing_pages,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

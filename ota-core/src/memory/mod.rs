@@ -5,6 +5,7 @@
 //! survives the process. Content is kept as the chunks it arrived in, so memory grows with
 //! the packages uploaded.
 
+mod api_keys;
 mod assignments;
 mod audit;
 mod campaigns;

@@ -93,6 +93,8 @@ pub(super) struct Tables {
     pub paces: Map<String, VersionedPace>,
     // The notice outbox.
     pub outbox: super::outbox::Outbox,
+    // Management API keys.
+    pub api_keys: super::api_keys::ApiKeys,
 }
 
 impl Tables {

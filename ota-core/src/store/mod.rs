@@ -5,6 +5,7 @@
 //! engine. `crate::memory` holds the reference implementation and `crate::conformance` the
 //! suite every implementation must pass.
 
+mod api_keys;
 mod assignments;
 mod audit_log;
 mod campaigns;
@@ -19,6 +20,7 @@ mod schedules;
 mod updates;
 
 pub use crate::ids::NoticeId;
+pub use api_keys::{ApiKeyDigest, ApiKeyRecord, ApiKeyStore};
 pub use assignments::AssignmentStore;
 pub use audit_log::AuditStore;
 pub use campaigns::{skip_reason, CampaignStore, Materialized};

@@ -58,6 +58,11 @@ impl HttpNotifier {
         self.lock().len()
     }
 
+    /// The devices with at least one waiter now (the devices this instance can tell at once).
+    pub fn waiting_device_ids(&self) -> Vec<DeviceId> {
+        self.lock().keys().copied().collect()
+    }
+
     /// Answers every waiting long-poll now (with an empty body, as at its timeout); for a
     /// graceful shutdown, which otherwise waits for them to time out.
     pub fn release_all(&self) {

@@ -26,7 +26,7 @@ pub enum Access {
 }
 
 /// A caller's role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything.
@@ -40,6 +40,25 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Self::Admin, Self::Operator, Self::Assigner, Self::ReadOnly];
+
+    /// The role's name, as JSON and stores spell it (`admin`, `operator`, `assigner`,
+    /// `read_only`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Operator => "operator",
+            Self::Assigner => "assigner",
+            Self::ReadOnly => "read_only",
+        }
+    }
+
+    /// The role named `name` (see [`Role::as_str`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// Whether this role is allowed `access`.
     pub fn allows(self, access: Access) -> bool {
         match self {
@@ -137,6 +156,16 @@ fn hash_key(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
+/// A new random API key: `ota_` and 32 random bytes in URL-safe base64.
+pub(crate) fn new_key() -> String {
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).expect("the operating system's random source failed");
+    format!(
+        "ota_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    )
+}
+
 impl ApiKeys {
     /// No keys.
     pub fn new() -> Self {
@@ -146,12 +175,7 @@ impl ApiKeys {
     /// Makes a new random key for `tenant` named `name` with `role`, and returns it: it cannot
     /// be read back later.
     pub fn issue(&self, tenant: TenantId, name: &str, role: Role) -> String {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).expect("the operating system's random source failed");
-        let key = format!(
-            "ota_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
-        );
+        let key = new_key();
         self.insert_hashed(hash_key(&key), tenant, name, role);
         key
     }
@@ -215,6 +239,14 @@ mod tests {
         assert!(Role::Operator.allows(Operate) && !Role::Operator.allows(Admin));
         assert!(Role::Assigner.allows(Assign) && !Role::Assigner.allows(Operate));
         assert!(Role::ReadOnly.allows(Read) && !Role::ReadOnly.allows(Assign));
+        for role in Role::ALL {
+            assert_eq!(Role::from_name(role.as_str()), Some(role));
+            assert_eq!(
+                serde_json::to_value(role).unwrap(),
+                serde_json::Value::from(role.as_str())
+            );
+        }
+        assert_eq!(Role::from_name("root"), None);
     }
 
     #[tokio::test]

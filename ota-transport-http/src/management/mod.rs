@@ -4,7 +4,8 @@
 //! [`management_router`] builds an [`axum::Router`] under a versioned prefix
 //! ([`ManagementOptions::prefix`], `/api/ota/v1` by default). Every route takes and gives
 //! JSON (package content and CSV files excepted), lists page by keyset (`limit`, `cursor`),
-//! callers authenticate through an [`Authenticator`] ([`ApiKeys`] is the ready one) and are
+//! callers authenticate through an [`Authenticator`] ([`StoredApiKeys`], keys kept in a
+//! store, and [`ApiKeys`], keys in memory, are the ready ones) and are
 //! checked against the route's [`Access`], and every error answers `{"code","message"}`
 //! ([`ErrorBody`]). The OpenAPI 3.1 document, generated from the same handlers that serve
 //! the routes, is served at `<prefix>/openapi.json` ([`openapi_document`]).
@@ -12,6 +13,7 @@
 //! Every action goes through the engine, which writes it to the audit log with the caller's
 //! principal as the actor.
 
+mod api_keys;
 mod assignments;
 mod audit_log;
 pub mod auth;
@@ -27,10 +29,12 @@ mod openapi;
 mod packages;
 pub mod paging;
 mod schedules;
+pub mod stored_keys;
 mod updates;
 
 pub use auth::{Access, ApiKeys, AuthError, Authenticator, Principal, Role};
 pub use error::{ApiError, ErrorBody};
+pub use stored_keys::StoredApiKeys;
 
 use axum::Router;
 use extract::AppState;
@@ -53,6 +57,10 @@ pub struct ManagementOptions {
     /// Most store items a filtered list (package search, audit filters) reads per request
     /// before it answers with what it found and a cursor to go on. Default: 20,000.
     pub max_scan: usize,
+    /// The keys that admins manage over the API (`/api-keys`: create, list, revoke); usually
+    /// the same [`StoredApiKeys`] that is the router's authenticator. `None`: those routes
+    /// answer 404 (keys come from the platform's configuration). Default: `None`.
+    pub api_keys: Option<Arc<StoredApiKeys>>,
 }
 
 impl Default for ManagementOptions {
@@ -63,6 +71,7 @@ impl Default for ManagementOptions {
             max_json_body: 1024 * 1024,
             max_csv_body: 64 * 1024 * 1024,
             max_scan: 20_000,
+            api_keys: None,
         }
     }
 }

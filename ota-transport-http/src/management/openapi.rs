@@ -58,6 +58,7 @@ fn api(prefix: &str) -> OpenApiRouter<AppState> {
         .merge(super::campaigns::routes())
         .merge(super::schedules::routes())
         .merge(super::audit_log::routes())
+        .merge(super::api_keys::routes())
         .routes(routes!(openapi_json));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(prefix, inner)
 }

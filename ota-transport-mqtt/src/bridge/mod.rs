@@ -54,19 +54,39 @@ use tokio::sync::mpsc;
 
 /// The access tokens this bridge has seen devices use, by device. Stores keep only a digest
 /// of each token, so a bridge that names devices by token learns a device's token from the
-/// topics the device publishes on; a notice for a device not seen yet stays in the outbox
-/// and is delivered again later.
+/// topics the device publishes on. The devices it knows are the ones its notifier reaches
+/// ([`ota_core::notifier::Notifier::reachable_devices`]): a notice for another device stays
+/// in the outbox for an instance that knows it, or until the device publishes here.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct KnownTokens(
     Arc<std::sync::Mutex<std::collections::HashMap<ota_core::DeviceId, String>>>,
 );
 
 impl KnownTokens {
-    pub(crate) fn learn(&self, device: ota_core::DeviceId, token: &str) {
+    /// Remembers `token` for `device`; true when it was not known (a device the bridge can
+    /// reach from now on).
+    pub(crate) fn learn(&self, device: ota_core::DeviceId, token: &str) -> bool {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.get(&device).map(String::as_str) != Some(token) {
-            map.insert(device, token.to_string());
+        match map.get(&device) {
+            Some(known) if known == token => false,
+            _ => map.insert(device, token.to_string()).is_none(),
         }
+    }
+
+    pub(crate) fn knows(&self, device: ota_core::DeviceId) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&device)
+    }
+
+    pub(crate) fn devices(&self) -> Vec<ota_core::DeviceId> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 
     pub(crate) fn get(&self, device: ota_core::DeviceId) -> Option<String> {

@@ -7,6 +7,7 @@ use crate::protocol::replies;
 use async_trait::async_trait;
 use ota_core::notifier::{Notice, Notifier, NotifyError};
 use ota_core::store::Store;
+use ota_core::DeviceId;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::AsyncClient;
@@ -93,5 +94,17 @@ impl Notifier for BridgeNotifier {
             .map_err(|e| NotifyError {
                 message: format!("broker connection: {e}"),
             })
+    }
+
+    /// Named by token: the devices whose token this bridge learned (stores keep only
+    /// digests). Named by name: every device.
+    fn reachable_devices(&self) -> Option<Vec<DeviceId>> {
+        (self.key == DeviceKey::Token).then(|| self.tokens.devices())
+    }
+}
+
+impl crate::delivery::ReachesDevices for BridgeNotifier {
+    fn reaches(&self, device: DeviceId) -> bool {
+        self.key != DeviceKey::Token || self.tokens.knows(device)
     }
 }

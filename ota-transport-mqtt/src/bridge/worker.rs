@@ -153,8 +153,14 @@ async fn lookup(ctx: &Context, key: &str) -> Option<Device> {
     };
     match found {
         Ok(Some(device)) => {
-            if ctx.config.device_key == DeviceKey::Token {
-                ctx.tokens.learn(device.id, key);
+            if ctx.config.device_key == DeviceKey::Token && ctx.tokens.learn(device.id, key) {
+                // Reachable from here now: take what waits for it in the outbox.
+                let (ota, id) = (ctx.ota.clone(), device.id);
+                tokio::spawn(async move {
+                    if let Err(e) = ota.deliver_notices_for(&[id]).await {
+                        tracing::warn!(device = %id, error = %e, "waiting notices not taken");
+                    }
+                });
             }
             Some(device)
         }

@@ -106,6 +106,9 @@ pub(crate) async fn run(
         shared: shared.clone(),
         device,
     };
+    if connection.subscribes_to_notices() {
+        connection.take_waiting_notices().await;
+    }
     let (packets_tx, mut packets_rx) = mpsc::channel(16);
     let reader = tokio::spawn(read_packets(ep.clone(), packets_tx));
     let mut notices = registration.notices;
@@ -223,6 +226,7 @@ impl Connection {
                 })
             }
             Inbound::Subscribe { packet_id, filters } => {
+                let before = self.subscribes_to_notices();
                 let mut granted = Vec::with_capacity(filters.len());
                 for (filter, qos) in filters {
                     if valid_filter(&filter) {
@@ -239,6 +243,9 @@ impl Connection {
                     }
                 }
                 packets::suback(&self.ep, self.version, packet_id, &granted).await?;
+                if !before && self.subscribes_to_notices() {
+                    self.take_waiting_notices().await;
+                }
                 Ok(Flow::Continue)
             }
             Inbound::Unsubscribe { packet_id, filters } => {
@@ -251,15 +258,41 @@ impl Connection {
         }
     }
 
-    /// Sends a notice when the device subscribes to its topic, at the subscription's QoS.
-    async fn deliver_notice(&mut self, notice: Outgoing) -> Result<(), ConnectionError> {
-        let qos = self
-            .subscriptions
+    /// The QoS at which notices reach the device, `None` when it does not subscribe to them.
+    fn notice_qos(&self) -> Option<u8> {
+        self.subscriptions
             .iter()
             .filter(|(filter, _)| rumqttc::matches(topic::ATTRIBUTES, filter))
             .map(|(_, qos)| *qos)
-            .max();
-        match qos {
+            .max()
+    }
+
+    fn subscribes_to_notices(&self) -> bool {
+        self.notice_qos().is_some()
+    }
+
+    /// With other instances on the store, takes the notices that wait in the outbox for this
+    /// device (released by another instance, or while it was away): they come through the
+    /// registry like any notice.
+    async fn take_waiting_notices(&self) {
+        if !self.shared.registry.is_across_instances() {
+            return;
+        }
+        let device = self.device.id;
+        if let Err(e) = self
+            .shared
+            .handler
+            .ota()
+            .deliver_notices_for(&[device])
+            .await
+        {
+            tracing::warn!(%device, error = %e, "waiting notices not taken; retried later");
+        }
+    }
+
+    /// Sends a notice when the device subscribes to its topic, at the subscription's QoS.
+    async fn deliver_notice(&mut self, notice: Outgoing) -> Result<(), ConnectionError> {
+        match self.notice_qos() {
             Some(qos) => self.send(&notice, qos).await,
             None => Ok(()),
         }

@@ -225,7 +225,8 @@ pub(crate) async fn publish(
     } else {
         None
     };
-    let data: Vec<u8> = payload.to_vec();
+    // Copied once, into the packet's shared buffer.
+    let data: &[u8] = payload.as_ref();
     if version == Version::V5_0 {
         let mut builder = v5_0::Publish::builder()
             .topic_name(topic)

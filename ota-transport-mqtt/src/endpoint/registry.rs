@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use ota_core::notifier::{Notice, Notifier, NotifyError};
 use ota_core::DeviceId;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, Notify};
 
@@ -43,6 +43,9 @@ pub struct Registry {
     tables: Mutex<Tables>,
     next: AtomicU64,
     queue: usize,
+    /// Other instances share the store: notices for devices not connected here are left in
+    /// the outbox for the instance that holds them.
+    across_instances: AtomicBool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -66,6 +69,17 @@ impl Registry {
     /// Whether `device` is connected here.
     pub fn is_connected(&self, device: DeviceId) -> bool {
         self.lock().connected.contains_key(&device)
+    }
+
+    /// The devices connected here.
+    pub fn connected_devices(&self) -> Vec<DeviceId> {
+        self.lock().connected.keys().copied().collect()
+    }
+
+    /// Whether notices for devices not connected here are left for other instances (see
+    /// [`MqttNotifier::across_instances`]).
+    pub fn is_across_instances(&self) -> bool {
+        self.across_instances.load(Ordering::Relaxed)
     }
 
     /// Registers a connection of `device`, taking over from any earlier connection of it
@@ -177,6 +191,27 @@ impl MqttNotifier {
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
+
+    /// For several server instances on one store (PostgreSQL) behind a load balancer: the
+    /// notifier then reaches only the devices connected to this instance
+    /// ([`Notifier::reachable_devices`]), so the engine leaves notices for other devices in
+    /// the outbox, for the instance that holds their connection. That instance delivers them
+    /// when woken ([`crate::delivery::OutboxDelivery`]), and the endpoint takes what waits
+    /// for a device when it subscribes to its attributes topic. Without it (one instance), a
+    /// notice for a device that is not connected is dropped: the device reads its attributes
+    /// when it connects.
+    pub fn across_instances(self) -> Self {
+        self.registry
+            .across_instances
+            .store(true, Ordering::Relaxed);
+        self
+    }
+}
+
+impl crate::delivery::ReachesDevices for MqttNotifier {
+    fn reaches(&self, device: DeviceId) -> bool {
+        self.registry.is_connected(device)
+    }
 }
 
 impl Default for MqttNotifier {
@@ -190,6 +225,12 @@ impl Notifier for MqttNotifier {
     async fn notify(&self, notice: &Notice) -> Result<(), NotifyError> {
         self.registry
             .deliver(notice.device_id(), replies::notice(notice))
+    }
+
+    fn reachable_devices(&self) -> Option<Vec<DeviceId>> {
+        self.registry
+            .is_across_instances()
+            .then(|| self.registry.connected_devices())
     }
 }
 
@@ -252,5 +293,24 @@ mod tests {
         registry.unregister(device, third.connection, None);
         let fourth = registry.register(device, false);
         assert!(fourth.restored.is_none());
+    }
+
+    #[test]
+    fn across_instances_the_notifier_reaches_the_connected_devices_only() {
+        use crate::delivery::ReachesDevices;
+        let (here, elsewhere) = (DeviceId::new(), DeviceId::new());
+        let single = MqttNotifier::default();
+        let _kept = single.registry().register(here, true);
+        assert_eq!(single.reachable_devices(), None);
+
+        let shared = MqttNotifier::default().across_instances();
+        assert_eq!(shared.reachable_devices(), Some(Vec::new()));
+        let registration = shared.registry().register(here, true);
+        assert_eq!(shared.reachable_devices(), Some(vec![here]));
+        assert!(shared.reaches(here) && !shared.reaches(elsewhere));
+        shared
+            .registry()
+            .unregister(here, registration.connection, None);
+        assert_eq!(shared.reachable_devices(), Some(Vec::new()));
     }
 }

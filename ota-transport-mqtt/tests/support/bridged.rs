@@ -6,12 +6,14 @@ use super::device::{DeviceOptions, Protocol, TestDevice};
 use super::flow::Topics;
 use super::Fleet;
 use ota_core::store::Store;
-use ota_transport_mqtt::bridge::{BridgeConfig, MqttBridge};
+use ota_transport_mqtt::bridge::{BridgeConfig, BridgeNotifier, MqttBridge};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub struct RunningBridge {
+    /// The notifier the engine was created with.
+    pub notifier: BridgeNotifier,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
@@ -38,7 +40,7 @@ pub async fn bridged(
     let (bridge, notifier) = MqttBridge::new(config, store.clone());
     let fleet = Fleet::over(
         store,
-        Arc::new(notifier),
+        Arc::new(notifier.clone()),
         existing.map(|f| (f.tenant, f.profile.clone())),
     )
     .await;
@@ -54,6 +56,7 @@ pub async fn bridged(
     (
         fleet,
         RunningBridge {
+            notifier,
             stop: Some(stop),
             task,
         },
