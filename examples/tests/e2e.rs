@@ -133,7 +133,10 @@ async fn fleet_over(servers: &[Server], key: &str, mqtt_devices: u64, http_devic
             &profile,
             two_waves(),
             2,
-            Duration::from_secs(10),
+            // Long enough that a download slowed by a loaded machine is not timed out (the
+            // device would go on and report UPDATED for an attempt the server failed);
+            // stalled devices wait it out.
+            Duration::from_secs(20),
         )
         .await;
     until_event(&mut lines, "campaign_ended").await;

@@ -157,7 +157,8 @@ async fn simulate(
             &profile,
             waves,
             max_attempts,
-            Duration::from_secs(2),
+            // Stalls wait this out; a 40 KiB download takes far less even on a busy machine.
+            Duration::from_secs(4),
         )
         .await;
     let summary = run.await.expect("simulator task").expect("simulator run");
