@@ -8,7 +8,9 @@
 //!   one command: management API, device HTTP API, MQTT, metrics, health checks.
 //! - `dashboard` ([`dashboard`]): the monitoring dashboard the server serves at `/`, a
 //!   single-page app over the management API with its assets compiled in.
+//! - `ota-sim` (`src/bin/ota-sim.rs`, code in [`sim`]): the device fleet simulator.
 #![warn(missing_docs)]
 
 pub mod dashboard;
 pub mod server;
+pub mod sim;
