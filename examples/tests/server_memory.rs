@@ -30,11 +30,9 @@ async fn starts_on_memory_and_answers_health_readiness_metrics_and_the_home_page
 
     let home = reqwest::get(server.url("/")).await.unwrap();
     assert_eq!(home.status(), 200);
-    assert!(home
-        .text()
-        .await
-        .unwrap()
-        .contains("/api/ota/v1/openapi.json"));
+    let page = home.text().await.unwrap();
+    assert!(page.contains("<title>OTA dashboard</title>"), "{page}");
+    assert!(page.contains("/api/ota/v1"), "the dashboard is told the API prefix: {page}");
 
     let text = metrics(&server).await;
     assert_eq!(

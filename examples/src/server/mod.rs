@@ -5,8 +5,8 @@
 //! - [`metered`]: the store measured for [`metrics`] (store latency, transitions, releases,
 //!   reports).
 //! - [`transports`]: HTTP long-polls, the MQTT endpoint and bridge, one notifier over them.
-//! - [`routes`]: management API, device API, `/metrics`, [`health`], and [`home`] (the
-//!   dashboard's place at `/`).
+//! - [`routes`]: management API, device API, `/metrics`, [`health`], and the dashboard
+//!   ([`crate::dashboard`]) at `/`.
 //! - [`keys`]: API keys (configured, or one made and printed at first start).
 //! - [`ticker`]: the engine ticking in the background.
 //! - [`shutdown`], [`app`]: starting, and stopping gracefully on SIGINT/SIGTERM.
@@ -17,7 +17,6 @@
 pub mod app;
 pub mod config;
 pub mod health;
-pub mod home;
 pub mod keys;
 pub mod logging;
 pub mod metered;

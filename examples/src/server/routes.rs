@@ -1,10 +1,11 @@
 //! The HTTP router: management API, device API, `/metrics`, `/healthz`, `/readyz`, and the
-//! dashboard's place at `/`.
+//! dashboard at `/`.
 
 use super::config::Config;
 use super::health::{self, Readiness};
 use super::metrics::{self, Metrics, MetricsState};
-use super::{home, transports::Transports};
+use super::transports::Transports;
+use crate::dashboard::{dashboard_router_with, DashboardOptions};
 use axum::routing::get;
 use axum::Router;
 use ota_core::engine::Ota;
@@ -80,8 +81,15 @@ pub fn build(parts: RouterParts<'_>) -> Result<Router, String> {
                 .route("/metrics", get(metrics::serve))
                 .with_state(metrics_state),
         )
-        // The dashboard's place: its router replaces `home::router` here.
-        .merge(home::router(&config.management_prefix))
+        .merge(dashboard(&config.management_prefix))
         .merge(devices)
         .merge(management_router(ota, keys, management)))
+}
+
+/// The dashboard at `/`, calling the management API under `management_prefix`.
+fn dashboard(management_prefix: &str) -> Router {
+    dashboard_router_with(&DashboardOptions {
+        api_prefix: management_prefix.to_string(),
+        ..DashboardOptions::default()
+    })
 }
