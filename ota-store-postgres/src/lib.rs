@@ -63,6 +63,7 @@ mod outbox;
 mod pace;
 mod packages;
 mod release;
+mod retention;
 mod schedules;
 mod transition_batch;
 mod updates;

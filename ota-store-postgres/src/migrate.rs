@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "token_digests",
         include_str!("../migrations/0021_token_digests.sql"),
     ),
+    (
+        40,
+        "retention",
+        include_str!("../migrations/0040_retention.sql"),
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock`, so that instances starting together apply each

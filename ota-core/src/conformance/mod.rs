@@ -22,6 +22,7 @@ pub mod interleaving;
 mod misc;
 mod outbox;
 mod packages;
+mod retention;
 mod updates;
 
 pub use campaigns::*;
@@ -31,6 +32,7 @@ pub use fixtures::Fixture;
 pub use misc::*;
 pub use outbox::*;
 pub use packages::*;
+pub use retention::*;
 pub use updates::*;
 
 /// The names of every behaviour, in the order the macro stamps them.
@@ -63,6 +65,9 @@ pub const BEHAVIOURS: &[&str] = &[
     "concurrent_notice_claimers_never_overlap",
     "newer_notice_replaces_older_of_device_and_kind",
     "an_instance_gives_back_its_claims",
+    "retention_trims_logs_in_batches",
+    "retention_stops_at_a_younger_entry",
+    "retention_lists_tenants_with_entries",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
@@ -103,6 +108,9 @@ macro_rules! store_conformance_tests {
             concurrent_notice_claimers_never_overlap,
             newer_notice_replaces_older_of_device_and_kind,
             an_instance_gives_back_its_claims,
+            retention_trims_logs_in_batches,
+            retention_stops_at_a_younger_entry,
+            retention_lists_tenants_with_entries,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {
