@@ -16,7 +16,10 @@ async fn stored_update(f: &Fixture, name: &str) -> (Device, Update) {
     let pkg = f.package(PackageKind::Firmware, &format!("fw-{name}"), "1.0");
     f.store.create_package(&pkg).await.expect("package");
     let u = f.update(&device, &pkg, at(0));
-    f.store.create_updates(&[u.clone()]).await.expect("update");
+    f.store
+        .create_updates(std::slice::from_ref(&u))
+        .await
+        .expect("update");
     (device, u)
 }
 
