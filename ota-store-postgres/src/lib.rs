@@ -70,6 +70,7 @@ mod outbox_listener;
 mod pace;
 mod packages;
 mod release;
+mod retention;
 mod schedules;
 mod transition_batch;
 mod updates;

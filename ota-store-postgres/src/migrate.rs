@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "api_keys",
         include_str!("../migrations/0030_api_keys.sql"),
     ),
+    (
+        40,
+        "retention",
+        include_str!("../migrations/0040_retention.sql"),
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock`, so that instances starting together apply each

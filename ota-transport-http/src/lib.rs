@@ -29,6 +29,9 @@
 
 pub mod device;
 mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod management;
 mod range;
 

@@ -24,6 +24,7 @@ pub mod interleaving;
 mod misc;
 mod outbox;
 mod packages;
+mod retention;
 mod updates;
 
 pub use api_keys::*;
@@ -35,6 +36,7 @@ pub use fixtures::Fixture;
 pub use misc::*;
 pub use outbox::*;
 pub use packages::*;
+pub use retention::*;
 pub use updates::*;
 
 /// The names of every behaviour, in the order the macro stamps them.
@@ -71,6 +73,9 @@ pub const BEHAVIOURS: &[&str] = &[
     "api_key_listing_pages",
     "profiles_and_groups_rename_and_delete_unless_used",
     "devices_rename_delete_and_change_token",
+    "retention_trims_logs_in_batches",
+    "retention_stops_at_a_younger_entry",
+    "retention_lists_tenants_with_entries",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
@@ -115,6 +120,9 @@ macro_rules! store_conformance_tests {
             api_key_listing_pages,
             profiles_and_groups_rename_and_delete_unless_used,
             devices_rename_delete_and_change_token,
+            retention_trims_logs_in_batches,
+            retention_stops_at_a_younger_entry,
+            retention_lists_tenants_with_entries,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

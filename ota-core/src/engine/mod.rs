@@ -17,6 +17,7 @@ mod packages;
 mod queries;
 mod reevaluate;
 mod reports;
+pub mod retention;
 mod retry_guard;
 mod schedules;
 mod tick;
@@ -28,6 +29,7 @@ pub use error::{OtaError, PackageUse, Result};
 pub use packages::NewPackage;
 pub use queries::{LatestUpdates, UpdateHistory, MAX_HISTORY_PAGE};
 pub use reports::ReportOutcome;
+pub use retention::{RetentionPolicy, RetentionReport, RetentionRule};
 pub use tick::TickReport;
 
 use crate::audit::AuditEntry;

@@ -14,6 +14,7 @@ mod devices;
 mod outbox;
 mod pace;
 mod packages;
+mod retention;
 mod schedules;
 mod tables;
 mod updates;

@@ -76,10 +76,12 @@ pub(super) struct Tables {
     pub queues: Map<QueueKey, BTreeSet<(u32, Timestamp, UpdateId)>>,
     pub due: BTreeSet<(Timestamp, UpdateId)>,
     pub state_counts: Map<(TenantId, UpdateState), u64>,
-    // History.
-    pub history: Vec<HistoryEntry>,
+    // History, keyed by a sequence number in append order (retention deletes from the head).
+    pub history: Map<usize, HistoryEntry>,
+    pub history_next: usize,
     pub history_by_update: Map<UpdateId, Vec<usize>>,
     pub history_by_device: Map<DeviceId, Vec<usize>>,
+    pub history_by_tenant: Map<TenantId, std::collections::VecDeque<usize>>,
     // Campaigns.
     pub campaigns: Map<CampaignId, Campaign>,
     pub tenant_campaigns: Map<TenantId, BTreeSet<CampaignId>>,
@@ -165,7 +167,12 @@ impl Tables {
 
     /// Appends a history entry with its indexes.
     pub fn push_history(&mut self, entry: HistoryEntry) {
-        let at = self.history.len();
+        let at = self.history_next;
+        self.history_next += 1;
+        self.history_by_tenant
+            .entry(entry.tenant_id)
+            .or_default()
+            .push_back(at);
         self.history_by_update
             .entry(entry.update_id)
             .or_default()
@@ -174,6 +181,6 @@ impl Tables {
             .entry(entry.device_id)
             .or_default()
             .push(at);
-        self.history.push(entry);
+        self.history.insert(at, entry);
     }
 }

@@ -298,7 +298,7 @@ impl UpdateStore for MemoryStore {
             .get(&id)
             .into_iter()
             .flatten()
-            .map(|i| t.history[*i].clone())
+            .map(|i| t.history[i].clone())
             .collect())
     }
 
@@ -313,7 +313,7 @@ impl UpdateStore for MemoryStore {
             .get(&device)
             .into_iter()
             .flat_map(|v| v.iter().rev())
-            .map(|i| &t.history[*i])
+            .map(|i| &t.history[i])
             .filter(|e| e.tenant_id == tenant)
             .take(limit as usize)
             .cloned()

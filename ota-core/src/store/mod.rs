@@ -16,6 +16,7 @@ mod outbox;
 mod pace;
 mod packages;
 mod paging;
+mod retention;
 mod schedules;
 mod updates;
 
@@ -31,6 +32,7 @@ pub use outbox::{ClaimRecovery, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEn
 pub use pace::{PaceStore, VersionedPace};
 pub use packages::PackageStore;
 pub use paging::{Page, PageRequest, MAX_PAGE_SIZE};
+pub use retention::{RetainedLog, RetentionStore};
 pub use schedules::ScheduleStore;
 pub use updates::{ClaimRequest, QueueScope, Transition, UpdateFilter, UpdateStore};
 
@@ -55,6 +57,7 @@ pub trait Store:
     + ScheduleStore
     + NoticeOutbox
     + ClaimRecovery
+    + RetentionStore
 {
 }
 
@@ -69,5 +72,6 @@ impl<T> Store for T where
         + ScheduleStore
         + NoticeOutbox
         + ClaimRecovery
+        + RetentionStore
 {
 }

@@ -18,7 +18,7 @@ mod content;
 mod download;
 mod notifier;
 mod options;
-mod query;
+pub(crate) mod query;
 mod rate_limit;
 
 pub use content::ContentCache;
