@@ -32,7 +32,10 @@ async fn starts_on_memory_and_answers_health_readiness_metrics_and_the_home_page
     assert_eq!(home.status(), 200);
     let page = home.text().await.unwrap();
     assert!(page.contains("<title>OTA dashboard</title>"), "{page}");
-    assert!(page.contains("/api/ota/v1"), "the dashboard is told the API prefix: {page}");
+    assert!(
+        page.contains("/api/ota/v1"),
+        "the dashboard is told the API prefix: {page}"
+    );
 
     let text = metrics(&server).await;
     assert_eq!(
