@@ -1,5 +1,5 @@
 //! [`MeteredStore`] for the traits of the work itself: updates, campaigns, schedules, the
-//! notice outbox and claim recovery.
+//! notice outbox, claim recovery and retention.
 
 use super::metered::{timed, MeteredStore, Unavailable};
 use ota_core::campaign::{Campaign, CampaignState, CampaignStats};
@@ -7,8 +7,8 @@ use ota_core::ids::{CampaignId, DeviceId, ScheduleId, TenantId, UpdateId};
 use ota_core::schedule::ScheduledEvent;
 use ota_core::store::{
     CampaignStore, ClaimRecovery, ClaimRequest, Materialized, NoticeClaim, NoticeId, NoticeLease,
-    NoticeOutbox, OutboxEntry, Page, PageRequest, QueueScope, Release, ScheduleStore, StoreError,
-    Transition, UpdateFilter, UpdateStore,
+    NoticeOutbox, OutboxEntry, Page, PageRequest, QueueScope, Release, RetainedLog, RetentionStore,
+    ScheduleStore, StoreError, Transition, UpdateFilter, UpdateStore,
 };
 use ota_core::update::HistoryEntry;
 use ota_core::{Device, Package, PackageKind, Timestamp, Update};
@@ -69,6 +69,19 @@ impl UpdateStore for MeteredStore {
             self,
             "latest_update",
             self.inner.latest_update(tenant, device, kind)
+        )
+    }
+
+    async fn latest_update_hint(
+        &self,
+        tenant: TenantId,
+        device: DeviceId,
+        kind: PackageKind,
+    ) -> Result<Option<Update>, StoreError> {
+        timed!(
+            self,
+            "latest_update_hint",
+            self.inner.latest_update_hint(tenant, device, kind)
         )
     }
 
@@ -389,6 +402,36 @@ impl ClaimRecovery for MeteredStore {
             self,
             "release_claims_of",
             self.inner.release_claims_of(owner)
+        )
+    }
+}
+
+#[ota_core::async_trait]
+impl RetentionStore for MeteredStore {
+    async fn purge_log(
+        &self,
+        log: RetainedLog,
+        tenant: TenantId,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        timed!(
+            self,
+            "purge_log",
+            self.inner.purge_log(log, tenant, before, limit)
+        )
+    }
+
+    async fn retention_tenants(
+        &self,
+        log: RetainedLog,
+        after: Option<TenantId>,
+        limit: u32,
+    ) -> Result<Vec<TenantId>, StoreError> {
+        timed!(
+            self,
+            "retention_tenants",
+            self.inner.retention_tenants(log, after, limit)
         )
     }
 }
