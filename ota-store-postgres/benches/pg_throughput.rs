@@ -112,6 +112,30 @@ struct CampaignFigures {
 
 /// Starts a three-wave campaign over `n` devices (materialization), then stops it (every
 /// update canceled); each against a plain statement over as many rows.
+/// A [`fleet`] of `n` devices with one queued update each: its tenant, devices and updates.
+async fn queued_fleet(store: &PgStore, n: usize) -> (TenantId, Vec<DeviceId>, Vec<Update>) {
+    let (tenant, _, devices, package) = fleet(store, n).await;
+    let now = SystemClock.now();
+    let updates: Vec<Update> = devices
+        .iter()
+        .map(|d| {
+            Update::new(
+                tenant,
+                *d,
+                package.kind,
+                package.id,
+                package.title_version(),
+                None,
+                now,
+            )
+        })
+        .collect();
+    for chunk in updates.chunks(10_000) {
+        store.create_updates(chunk).await.unwrap();
+    }
+    (tenant, devices, updates)
+}
+
 async fn campaign(db: &TestDatabase, n: usize) -> CampaignFigures {
     let store = PgStore::connect(db.options()).await.unwrap();
     let started = Instant::now();
@@ -226,25 +250,7 @@ async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, f64) {
     let store = PgStore::connect(db.options().max_connections(REPORTERS as u32))
         .await
         .unwrap();
-    let (tenant, _, devices, package) = fleet(&store, n).await;
-    let now = SystemClock.now();
-    let updates: Vec<Update> = devices
-        .iter()
-        .map(|d| {
-            Update::new(
-                tenant,
-                *d,
-                package.kind,
-                package.id,
-                package.title_version(),
-                None,
-                now,
-            )
-        })
-        .collect();
-    for chunk in updates.chunks(10_000) {
-        store.create_updates(chunk).await.unwrap();
-    }
+    let (tenant, devices, _) = queued_fleet(&store, n).await;
 
     let a = engine(
         PgStore::connect(db.options().max_connections(8))
@@ -327,25 +333,7 @@ async fn batched_reference(db: &TestDatabase, n: usize) -> f64 {
     let store = PgStore::connect(db.options().max_connections(REFERENCE_CONNECTIONS as u32))
         .await
         .unwrap();
-    let (tenant, _, devices, package) = fleet(&store, n).await;
-    let now = SystemClock.now();
-    let updates: Vec<Update> = devices
-        .iter()
-        .map(|d| {
-            Update::new(
-                tenant,
-                *d,
-                package.kind,
-                package.id,
-                package.title_version(),
-                None,
-                now,
-            )
-        })
-        .collect();
-    for chunk in updates.chunks(10_000) {
-        store.create_updates(chunk).await.unwrap();
-    }
+    let (_, _, updates) = queued_fleet(&store, n).await;
     let sequence = [
         UpdateState::Downloading,
         UpdateState::Downloaded,
@@ -445,25 +433,7 @@ async fn claim_reference(db: &TestDatabase, n: usize) -> f64 {
     )
     .await
     .unwrap();
-    let (tenant, _, devices, package) = fleet(&store, n).await;
-    let now = SystemClock.now();
-    let updates: Vec<Update> = devices
-        .iter()
-        .map(|d| {
-            Update::new(
-                tenant,
-                *d,
-                package.kind,
-                package.id,
-                package.title_version(),
-                None,
-                now,
-            )
-        })
-        .collect();
-    for chunk in updates.chunks(10_000) {
-        store.create_updates(chunk).await.unwrap();
-    }
+    queued_fleet(&store, n).await;
     let notice = serde_json::json!({"fw_title": "fw", "fw_version": "2.0"}).to_string();
     let started = Instant::now();
     let pool = store.pool().clone();
