@@ -72,6 +72,7 @@ mod packages;
 mod release;
 mod retention;
 mod schedules;
+mod transition_alone;
 mod transition_batch;
 mod updates;
 mod upload;

@@ -5,48 +5,91 @@
 //! When the server refuses the batched statement as a whole (a unique index, a deadlock), its
 //! transitions are written one by one, so that each gets its own error. When the connection
 //! is lost with the statement sent, the outcome is read back row by row (see `settle`): a
-//! committed batch whose reply was lost is reported applied, never stale.
+//! committed batch whose reply was lost is reported applied, never stale. A transition may
+//! carry the device's reported current version, written in the same statement when the
+//! transition applies ([`UpdateStore::transition_with_current`]).
+//!
+//! [`UpdateStore::transition_with_current`]: ota_core::store::UpdateStore::transition_with_current
 //!
 //! [`PgStoreOptions::write_batch`]: crate::PgStoreOptions::write_batch
 
 use crate::batcher::{lost_answer, BatchJob, Batcher};
 use crate::codec::{to_i64, to_json};
 use crate::error::map;
-use crate::updates::{
-    decode_update, transition_attempt, transition_one, UpdateColumns, COUNT_TRANSITIONED,
-    UPDATE_COLUMNS,
-};
+use crate::transition_alone::{transition_attempt, transition_one};
+use crate::updates::{decode_update, UpdateColumns, COUNT_TRANSITIONED, UPDATE_COLUMNS};
 use ota_core::store::{StoreError, Transition};
 use ota_core::update::{HistoryEntry, Update};
+use ota_core::{PackageKind, TitleVersion};
 use sqlx::{PgPool, Row};
 use std::collections::{HashMap, HashSet};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+/// A transition to write, with what the device reported it runs for the update's kind
+/// (recorded on the device in the same statement when the transition applies).
+#[derive(Clone, Copy)]
+pub(crate) struct Item<'a> {
+    pub(crate) transition: &'a Transition,
+    pub(crate) current: Option<&'a TitleVersion>,
+}
+
+impl<'a> Item<'a> {
+    /// A transition without a current version.
+    pub(crate) fn plain(transition: &'a Transition) -> Self {
+        Self {
+            transition,
+            current: None,
+        }
+    }
+
+    /// The current version as parameters: whether it is the firmware's (`None`: no
+    /// current version to record), the title and the version.
+    pub(crate) fn current_columns(&self) -> (Option<bool>, Option<String>, Option<String>) {
+        match self.current {
+            Some(c) => (
+                Some(self.transition.update.kind == PackageKind::Firmware),
+                Some(c.title.clone()),
+                Some(c.version.clone()),
+            ),
+            None => (None, None, None),
+        }
+    }
+}
+
 /// One caller's transition.
 pub(crate) struct TransitionJob {
     transition: Transition,
+    current: Option<TitleVersion>,
     reply: oneshot::Sender<Result<(), StoreError>>,
 }
 
 impl BatchJob for TransitionJob {
     async fn run(pool: PgPool, jobs: Vec<Self>) {
-        let (transitions, replies): (Vec<_>, Vec<_>) =
-            jobs.into_iter().map(|j| (j.transition, j.reply)).unzip();
-        let answers = write(&pool, &transitions).await;
-        for (reply, answer) in replies.into_iter().zip(answers) {
-            let _ = reply.send(answer);
+        let items: Vec<Item<'_>> = jobs
+            .iter()
+            .map(|j| Item {
+                transition: &j.transition,
+                current: j.current.as_ref(),
+            })
+            .collect();
+        let answers = write(&pool, &items).await;
+        drop(items);
+        for (job, answer) in jobs.into_iter().zip(answers) {
+            let _ = job.reply.send(answer);
         }
     }
 }
 
-/// Applies one transition, batched with whatever other callers are writing.
+/// Applies one transition (and records `current` with it), batched with whatever other
+/// callers are writing.
 pub(crate) async fn transition(
     batcher: &Batcher<TransitionJob>,
     pool: &PgPool,
     update: &Update,
     expected: u64,
     history: &HistoryEntry,
+    current: Option<&TitleVersion>,
 ) -> Result<(), StoreError> {
     let (reply, answer) = oneshot::channel();
     let job = TransitionJob {
@@ -55,11 +98,15 @@ pub(crate) async fn transition(
             expected_revision: expected,
             history: history.clone(),
         },
+        current: current.cloned(),
         reply,
     };
     if let Err(job) = batcher.submit(pool, job).await {
-        let t = &job.transition;
-        return transition_one(pool, &t.update, t.expected_revision, &t.history).await;
+        let item = Item {
+            transition: &job.transition,
+            current: job.current.as_ref(),
+        };
+        return transition_one(pool, item).await;
     }
     answer.await.unwrap_or_else(|_| {
         Err(lost_answer(
@@ -68,23 +115,24 @@ pub(crate) async fn transition(
     })
 }
 
-async fn write_one(pool: &PgPool, t: &Transition) -> Result<(), StoreError> {
-    transition_one(pool, &t.update, t.expected_revision, &t.history).await
-}
-
-/// Writes `transitions` (one statement for as many as can go together) and answers each, in
+/// Writes `items` (one statement for as many as can go together) and answers each, in
 /// order.
-pub(crate) async fn write(
-    pool: &PgPool,
-    transitions: &[Transition],
-) -> Vec<Result<(), StoreError>> {
-    let mut answers: Vec<Option<Result<(), StoreError>>> =
-        (0..transitions.len()).map(|_| None).collect();
-    // One transition per update in a statement; another one for the same update goes after.
+pub(crate) async fn write(pool: &PgPool, items: &[Item<'_>]) -> Vec<Result<(), StoreError>> {
+    let mut answers: Vec<Option<Result<(), StoreError>>> = (0..items.len()).map(|_| None).collect();
+    // One transition per update in a statement, and one current version per device;
+    // another one for the same update or device goes after.
     let mut seen = HashSet::new();
+    let mut devices = HashSet::new();
     let (mut batch, mut after) = (Vec::new(), Vec::new());
-    for (i, t) in transitions.iter().enumerate() {
-        if seen.insert(t.update.id) {
+    for (i, item) in items.iter().enumerate() {
+        let update = &item.transition.update;
+        if !seen.contains(&update.id)
+            && (item.current.is_none() || !devices.contains(&update.device_id))
+        {
+            seen.insert(update.id);
+            if item.current.is_some() {
+                devices.insert(update.device_id);
+            }
             batch.push(i);
         } else {
             after.push(i);
@@ -92,8 +140,8 @@ pub(crate) async fn write(
     }
     // In id order: the rows are locked as the statement reaches them, so that concurrent
     // batches lock in one order (a deadlock would only make the batch go one by one).
-    batch.sort_by_key(|i| transitions[*i].update.id);
-    let together: Vec<&Transition> = batch.iter().map(|i| &transitions[*i]).collect();
+    batch.sort_by_key(|i| items[*i].transition.update.id);
+    let together: Vec<Item<'_>> = batch.iter().map(|i| items[*i]).collect();
     let written = if together.len() > 1 {
         Some(write_batch(pool, &together).await)
     } else {
@@ -115,12 +163,12 @@ pub(crate) async fn write(
         // each on its own, with its own answer.
         None | Some(Err(BatchFailure::Refused)) => {
             for i in &batch {
-                answers[*i] = Some(write_one(pool, &transitions[*i]).await);
+                answers[*i] = Some(transition_one(pool, items[*i]).await);
             }
         }
     }
     for i in after {
-        answers[i] = Some(write_one(pool, &transitions[i]).await);
+        answers[i] = Some(transition_one(pool, items[i]).await);
     }
     answers
         .into_iter()
@@ -173,21 +221,22 @@ impl From<sqlx::Error> for BatchFailure {
 /// another writer's change and answers [`StoreError::Unavailable`], never a stale revision.
 pub(crate) async fn settle(
     pool: &PgPool,
-    batch: &[&Transition],
+    batch: &[Item<'_>],
     lost: &StoreError,
 ) -> Vec<Result<(), StoreError>> {
-    let ids: Vec<Uuid> = batch.iter().map(|t| t.update.id.0).collect();
+    let ids: Vec<Uuid> = batch.iter().map(|i| i.transition.update.id.0).collect();
     match read_back(pool, &ids).await {
         Ok(stored) => {
             let mut answers = Vec::with_capacity(batch.len());
-            for t in batch {
-                answers.push(judge(pool, t, stored.get(&t.update.id.0), lost).await);
+            for item in batch {
+                let now = stored.get(&item.transition.update.id.0);
+                answers.push(judge(pool, *item, now, lost).await);
             }
             answers
         }
         Err(e) => batch
             .iter()
-            .map(|t| {
+            .map(|Item { transition: t, .. }| {
                 Err(StoreError::Unavailable {
                     message: format!(
                         "update {}: the connection was lost while writing ({lost}) and reading the outcome failed ({e}); it may or may not have been applied",
@@ -219,20 +268,22 @@ async fn read_back(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Update>,
     Ok(stored)
 }
 
-/// The answer for `t`, whose statement's outcome is unknown, from the row as stored now
-/// (`now`): applied when the row holds what `t` wrote; written on its own when the row is
-/// still at the expected revision; otherwise [`StoreError::Unavailable`] (another writer's
-/// change cannot be told apart from ours followed by another), never a stale revision.
+/// The answer for `item`, whose statement's outcome is unknown, from the row as stored now
+/// (`now`): applied when the row holds what the transition wrote (the statement committed,
+/// with the current version it carried); written on its own when the row is still at the
+/// expected revision; otherwise [`StoreError::Unavailable`] (another writer's change cannot be
+/// told apart from ours followed by another), never a stale revision.
 async fn judge(
     pool: &PgPool,
-    t: &Transition,
+    item: Item<'_>,
     now: Option<&Update>,
     lost: &StoreError,
 ) -> Result<(), StoreError> {
+    let t = item.transition;
     match now {
         Some(now) if now.tenant_id == t.update.tenant_id && *now == t.update => Ok(()),
         Some(now) if now.tenant_id == t.update.tenant_id && now.revision == t.expected_revision => {
-            let again = transition_attempt(pool, &t.update, t.expected_revision, &t.history)
+            let again = transition_attempt(pool, item)
                 .await
                 .unwrap_or_else(|e| {
                     Err(StoreError::Unavailable {
@@ -273,12 +324,12 @@ async fn judge(
 /// The answers for a written batch: applied, or why not.
 async fn explain(
     pool: &PgPool,
-    batch: &[&Transition],
+    batch: &[Item<'_>],
     applied: &HashSet<Uuid>,
 ) -> Vec<Result<(), StoreError>> {
     let missed: Vec<Uuid> = batch
         .iter()
-        .map(|t| t.update.id.0)
+        .map(|i| i.transition.update.id.0)
         .filter(|id| !applied.contains(id))
         .collect();
     let mut stored: HashMap<Uuid, (Uuid, i64)> = HashMap::new();
@@ -297,7 +348,7 @@ async fn explain(
     }
     batch
         .iter()
-        .map(|t| {
+        .map(|Item { transition: t, .. }| {
             let id = t.update.id;
             if applied.contains(&id.0) {
                 Ok(())
@@ -325,15 +376,21 @@ async fn explain(
 /// lock rows in one order; without a separate `FOR UPDATE`, which cost a lock record per
 /// row): rows updated where the revision is still the expected one (the old state and wave,
 /// read from the statement's snapshot, are those of that revision), history and
-/// campaign counters written for those. Returns the ids applied. Written so that the cached
-/// generic plan, which cannot know the arrays' length, still finds rows through the primary
-/// key (`id = ANY($1)`) and joins each input row once.
-async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uuid>, BatchFailure> {
+/// campaign counters written for those, and the devices' current versions carried by the
+/// applied ones. Returns the ids applied. Written so that the cached generic plan, which
+/// cannot know the arrays' length, still finds rows through the primary keys
+/// (`id = ANY(..)`) and joins each input row once.
+async fn write_batch(pool: &PgPool, batch: &[Item<'_>]) -> Result<HashSet<Uuid>, BatchFailure> {
     let mut c = UpdateColumns::default();
     let mut expected = Vec::with_capacity(batch.len());
     let mut history_device = Vec::with_capacity(batch.len());
     let mut docs = Vec::with_capacity(batch.len());
-    for t in batch {
+    let mut cur_fw = Vec::with_capacity(batch.len());
+    let mut cur_title = Vec::with_capacity(batch.len());
+    let mut cur_version = Vec::with_capacity(batch.len());
+    let mut cur_devices = Vec::new();
+    for item in batch {
+        let t = item.transition;
         c.push(&t.update);
         expected.push(to_i64(t.expected_revision));
         history_device.push(t.history.device_id.0);
@@ -342,6 +399,13 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
                 .map_err(|_| BatchFailure::Refused)?
                 .to_string(),
         );
+        let (fw, title, version) = item.current_columns();
+        if fw.is_some() {
+            cur_devices.push(t.update.device_id.0);
+        }
+        cur_fw.push(fw);
+        cur_title.push(title);
+        cur_version.push(version);
     }
     let sql = format!(
         "WITH i AS (
@@ -349,11 +413,11 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
                 $6::text[], $7::text[], $8::uuid[], $9::int[], $10::text[], $11::int[],
                 $12::smallint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
                 $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::uuid[],
-                $22::text[])
+                $22::text[], $23::bool[], $24::text[], $25::text[])
             AS t(id, tenant_id, device_id, kind, package_id, target_title, target_version,
                 campaign_id, wave, state, attempt, progress, error, created_at,
                 state_changed_at, updated_at, retry_at, wake_at, revision, expected,
-                history_device, doc)
+                history_device, doc, cur_fw, cur_title, cur_version)
          ),
          old AS (
             SELECT i.*, u.state AS old_state, u.wave AS old_wave FROM ota_updates u
@@ -371,14 +435,16 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
                 revision = o.revision, lease_owner = NULL, lease_until = NULL
             FROM old o
             WHERE u.id = o.id AND u.revision = o.expected
-            RETURNING u.id, u.tenant_id, u.campaign_id, o.old_wave, o.old_state,
-                u.wave AS new_wave, u.state AS new_state, o.history_device, o.doc
+            RETURNING u.id, u.tenant_id, u.device_id, u.campaign_id, o.old_wave, o.old_state,
+                u.wave AS new_wave, u.state AS new_state, o.history_device, o.doc,
+                o.cur_fw, o.cur_title, o.cur_version
          ),
          hist AS (
             INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
             SELECT id, tenant_id, history_device, doc::jsonb FROM upd
          ),
-         counted AS ({COUNT_TRANSITIONED})
+         counted AS ({COUNT_TRANSITIONED}),
+         cur AS ({SET_CURRENT})
          SELECT id FROM upd"
     );
     let rows = c
@@ -386,9 +452,28 @@ async fn write_batch(pool: &PgPool, batch: &[&Transition]) -> Result<HashSet<Uui
         .bind(&expected)
         .bind(&history_device)
         .bind(&docs)
+        .bind(&cur_fw)
+        .bind(&cur_title)
+        .bind(&cur_version)
+        .bind(&cur_devices)
         .fetch_all(pool)
         .await?;
     rows.iter()
         .map(|row| row.try_get::<Uuid, _>("id").map_err(BatchFailure::from))
         .collect()
 }
+
+/// Records the current versions carried by the applied transitions (rows of the CTE `upd`
+/// with columns tenant_id, device_id, cur_fw, cur_title, cur_version; `cur_fw` null when
+/// none), the devices reached through their primary key (`$26`: the ids of the devices
+/// with a current version); a device row is rewritten only when its version changes.
+const SET_CURRENT: &str = "UPDATE ota_devices d SET
+        fw_title = CASE WHEN c.cur_fw THEN c.cur_title ELSE d.fw_title END,
+        fw_version = CASE WHEN c.cur_fw THEN c.cur_version ELSE d.fw_version END,
+        sw_title = CASE WHEN c.cur_fw THEN d.sw_title ELSE c.cur_title END,
+        sw_version = CASE WHEN c.cur_fw THEN d.sw_version ELSE c.cur_version END
+    FROM upd c
+    WHERE d.id = ANY($26::uuid[]) AND c.cur_fw IS NOT NULL
+      AND d.id = c.device_id AND d.tenant_id = c.tenant_id
+      AND CASE WHEN c.cur_fw THEN (d.fw_title, d.fw_version) ELSE (d.sw_title, d.sw_version) END
+          IS DISTINCT FROM (c.cur_title, c.cur_version)";

@@ -5,6 +5,7 @@ use crate::codec::{
     from_json, from_ns, name_of, ns, ns_opt, overfetch, page, parse_name, to_i64, to_json, to_u64,
 };
 use crate::error::map;
+use crate::transition_batch::Item;
 use crate::PgStore;
 use async_trait::async_trait;
 use ota_core::store::{
@@ -59,7 +60,7 @@ pub(crate) fn decode_update(row: &PgRow) -> Result<Update, StoreError> {
 /// Transitions per statement in [`UpdateStore::transition_many`].
 const BULK_TRANSITIONS: usize = 1_000;
 
-fn i32_of(n: u32) -> i32 {
+pub(crate) fn i32_of(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
@@ -223,113 +224,6 @@ async fn lease(
     rows.iter().map(decode_update).collect()
 }
 
-/// Applies one transition: the update row (if still at `expected_revision`), its history
-/// entry and the campaign counters, in one statement. When the connection is lost with the
-/// statement sent, the outcome is read back (see [`crate::transition_batch::settle`]).
-pub(crate) async fn transition_one(
-    pool: &sqlx::PgPool,
-    update: &Update,
-    expected_revision: u64,
-    history: &HistoryEntry,
-) -> Result<(), StoreError> {
-    match transition_attempt(pool, update, expected_revision, history).await {
-        Ok(answer) => answer,
-        Err(e) => {
-            let t = Transition {
-                update: update.clone(),
-                expected_revision,
-                history: history.clone(),
-            };
-            let lost = map(e);
-            crate::transition_batch::settle(pool, &[&t], &lost)
-                .await
-                .pop()
-                .unwrap_or(Err(lost))
-        }
-    }
-}
-
-/// [`transition_one`] without the read-back: `Err` when the statement was sent and no answer
-/// came back (it may or may not have been committed).
-pub(crate) async fn transition_attempt(
-    pool: &sqlx::PgPool,
-    update: &Update,
-    expected_revision: u64,
-    history: &HistoryEntry,
-) -> Result<Result<(), StoreError>, sqlx::Error> {
-    let changed: i64 = match sqlx::query_scalar(&format!(
-        "WITH old AS (
-            SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
-         ),
-         upd AS (
-            UPDATE ota_updates u SET
-                device_id = $4, kind = $5, package_id = $6, target_title = $7,
-                target_version = $8, campaign_id = $9, wave = $10, state = $11, attempt = $12,
-                progress = $13, error = $14, created_at = $15, state_changed_at = $16,
-                updated_at = $17, retry_at = $18, wake_at = $19, revision = $20,
-                lease_owner = NULL, lease_until = NULL
-            FROM old WHERE u.id = old.id AND u.revision = $3
-            RETURNING u.campaign_id, old.wave AS old_wave, old.state AS old_state,
-                u.wave AS new_wave, u.state AS new_state
-         ),
-         hist AS (
-            INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
-            SELECT $1, $2, $21, $22 FROM upd
-         ),
-         counted AS ({COUNT_TRANSITIONED})
-         SELECT count(*) FROM upd"
-    ))
-    .bind(update.id.0)
-    .bind(update.tenant_id.0)
-    .bind(to_i64(expected_revision))
-    .bind(update.device_id.0)
-    .bind(name_of(&update.kind))
-    .bind(update.package_id.0)
-    .bind(&update.target.title)
-    .bind(&update.target.version)
-    .bind(update.campaign_id.map(|c| c.0))
-    .bind(i32_of(update.wave))
-    .bind(update.state.name())
-    .bind(i32_of(update.attempt))
-    .bind(update.progress.map(i16::from))
-    .bind(&update.error)
-    .bind(ns(update.created_at))
-    .bind(ns(update.state_changed_at))
-    .bind(ns(update.updated_at))
-    .bind(ns_opt(update.retry_at))
-    .bind(ns_opt(update.wake_at))
-    .bind(to_i64(update.revision))
-    .bind(history.device_id.0)
-    .bind(match to_json(history) {
-        Ok(doc) => doc,
-        Err(e) => return Ok(Err(e)),
-    })
-    .fetch_one(pool)
-    .await
-    {
-        Ok(n) => n,
-        Err(e) if crate::transition_batch::outcome_unknown(&e) => return Err(e),
-        Err(e) => return Ok(Err(conflict_message(e))),
-    };
-    if changed == 1 {
-        return Ok(Ok(()));
-    }
-    let stored: Result<Option<i64>, sqlx::Error> =
-        sqlx::query_scalar("SELECT revision FROM ota_updates WHERE id = $1 AND tenant_id = $2")
-            .bind(update.id.0)
-            .bind(update.tenant_id.0)
-            .fetch_optional(pool)
-            .await;
-    Ok(match stored {
-        Err(e) => Err(map(e)),
-        Ok(None) => Err(StoreError::not_found("update", update.id)),
-        Ok(Some(r)) => Err(StoreError::precondition(format!(
-            "update {} is at revision {r}, not {expected_revision}",
-            update.id
-        ))),
-    })
-}
-
 /// Inserts `batch` (at most a few thousand) and counts the campaign updates among them.
 pub(crate) async fn insert_batch(
     tx: &mut sqlx::Transaction<'static, Postgres>,
@@ -358,6 +252,33 @@ pub(crate) async fn insert_batch(
     Ok(())
 }
 
+impl PgStore {
+    /// A transition (with the device's current version when given), batched with other
+    /// callers', and the hint it leaves.
+    async fn write_transition(
+        &self,
+        update: &Update,
+        expected_revision: u64,
+        history: &HistoryEntry,
+        current: Option<&TitleVersion>,
+    ) -> Result<(), StoreError> {
+        let written = crate::transition_batch::transition(
+            &self.transitions,
+            &self.pool,
+            update,
+            expected_revision,
+            history,
+            current,
+        )
+        .await;
+        match &written {
+            Ok(()) => self.hints.written(update),
+            Err(_) => self.hints.forget(update),
+        }
+        written
+    }
+}
+
 #[async_trait]
 impl UpdateStore for PgStore {
     async fn create_updates(&self, updates: &[Update]) -> Result<(), StoreError> {
@@ -378,25 +299,28 @@ impl UpdateStore for PgStore {
         expected_revision: u64,
         history: &HistoryEntry,
     ) -> Result<(), StoreError> {
-        let written = crate::transition_batch::transition(
-            &self.transitions,
-            &self.pool,
-            update,
-            expected_revision,
-            history,
+        self.write_transition(update, expected_revision, history, None)
+            .await
+    }
+
+    async fn transition_with_current(
+        &self,
+        update: &Update,
+        expected_revision: u64,
+        history: &HistoryEntry,
+        current: &TitleVersion,
+    ) -> Option<Result<(), StoreError>> {
+        Some(
+            self.write_transition(update, expected_revision, history, Some(current))
+                .await,
         )
-        .await;
-        match &written {
-            Ok(()) => self.hints.written(update),
-            Err(_) => self.hints.forget(update),
-        }
-        written
     }
 
     async fn transition_many(&self, batch: &[Transition]) -> Vec<Result<(), StoreError>> {
         let mut answers = Vec::with_capacity(batch.len());
         for chunk in batch.chunks(BULK_TRANSITIONS) {
-            answers.extend(crate::transition_batch::write(&self.pool, chunk).await);
+            let items: Vec<Item<'_>> = chunk.iter().map(Item::plain).collect();
+            answers.extend(crate::transition_batch::write(&self.pool, &items).await);
         }
         answers
     }

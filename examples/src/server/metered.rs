@@ -58,6 +58,12 @@ impl<T> Unavailable for Result<T, StoreError> {
     }
 }
 
+impl<T> Unavailable for Option<Result<T, StoreError>> {
+    fn unavailable(&self) -> bool {
+        self.as_ref().is_some_and(Unavailable::unavailable)
+    }
+}
+
 impl<T> Unavailable for Vec<Result<T, StoreError>> {
     fn unavailable(&self) -> bool {
         self.iter().any(Unavailable::unavailable)

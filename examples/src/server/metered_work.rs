@@ -11,7 +11,7 @@ use ota_core::store::{
     ScheduleStore, StoreError, Transition, UpdateFilter, UpdateStore,
 };
 use ota_core::update::HistoryEntry;
-use ota_core::{Device, Package, PackageKind, Timestamp, Update};
+use ota_core::{Device, Package, PackageKind, Timestamp, TitleVersion, Update};
 use std::time::Instant;
 
 #[ota_core::async_trait]
@@ -32,6 +32,25 @@ impl UpdateStore for MeteredStore {
             self.inner.transition(update, expected_revision, history)
         );
         if answer.is_ok() {
+            self.count_history(history);
+        }
+        answer
+    }
+
+    async fn transition_with_current(
+        &self,
+        update: &Update,
+        expected_revision: u64,
+        history: &HistoryEntry,
+        current: &TitleVersion,
+    ) -> Option<Result<(), StoreError>> {
+        let answer = timed!(
+            self,
+            "transition_with_current",
+            self.inner
+                .transition_with_current(update, expected_revision, history, current)
+        );
+        if matches!(answer, Some(Ok(()))) {
             self.count_history(history);
         }
         answer

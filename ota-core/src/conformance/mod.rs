@@ -24,6 +24,7 @@ pub mod interleaving;
 mod misc;
 mod outbox;
 mod packages;
+mod report_writes;
 mod retention;
 mod updates;
 
@@ -37,6 +38,7 @@ pub use misc::*;
 pub use outbox::*;
 pub use packages::*;
 pub use retention::*;
+pub use report_writes::*;
 pub use updates::*;
 
 /// The names of every behaviour, in the order the macro stamps them.
@@ -52,6 +54,7 @@ pub const BEHAVIOURS: &[&str] = &[
     "assignments_replace_and_resolve_targets",
     "updates_create_and_refuse_second_unfinished",
     "transition_refuses_stale_writers",
+    "transition_with_current_writes_both_or_no_transition",
     "concurrent_claimers_never_overlap",
     "claims_lease_expire_and_release",
     "due_claims_follow_wake_times",
@@ -97,6 +100,7 @@ macro_rules! store_conformance_tests {
             assignments_replace_and_resolve_targets,
             updates_create_and_refuse_second_unfinished,
             transition_refuses_stale_writers,
+            transition_with_current_writes_both_or_no_transition,
             concurrent_transitions_each_get_their_own_answer,
             bulk_transitions_each_get_their_own_answer,
             concurrent_claimers_never_overlap,

@@ -164,7 +164,7 @@ impl Ota {
         let key = c.pace_key();
         let own_in_progress = u32::try_from(campaign_in_progress).unwrap_or(u32::MAX);
         for _ in 0..self.config.max_batches_per_tick {
-            let global_in_progress = self.in_progress_count().await?;
+            let global_in_progress = self.in_progress_count(&self.config.global_pacing).await?;
             let room = self
                 .peek_slots(
                     &key,

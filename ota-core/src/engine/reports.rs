@@ -42,22 +42,20 @@ impl Ota {
         device_id: DeviceId,
         report: &DeviceReport,
     ) -> Result<ReportOutcome, OtaError> {
-        // Two round trips for a report without a current version (most of them): the latest
-        // update and the transition. An unknown device fails in `set_current_version` or
-        // below, when it turns out to have no update.
+        // A report costs the transition alone when the store's hint holds (the device's
+        // previous report was written by this store), with a completed update's current
+        // version written in the same step; otherwise one read more. An unknown device fails
+        // in `set_current_version` or below, when it turns out to have no update.
         let current = self.reported_current(tenant, device_id, report).await?;
         let reports_current = current.is_some();
-        if reports_current {
-            self.store
-                .set_current_version(tenant, device_id, report.kind, current.clone())
-                .await?;
-        }
         let event = UpdateEvent::Report(ReportedStatus {
             state: report.state,
-            current,
+            current: current.clone(),
             error: report.error.clone(),
             progress: report.progress,
         });
+        // What the device runs, until recorded (with the transition, or on its own).
+        let mut unrecorded = current;
         let mut attempts = 0;
         // First the store's hint (the update as it last wrote it: no round trip), good only
         // for a compare-and-set transition; anything else is decided on a fresh read.
@@ -66,7 +64,7 @@ impl Ota {
             .latest_update_hint(tenant, device_id, report.kind)
             .await?
         {
-            if let Some(outcome) = self.apply_hint(&hint, &event).await? {
+            if let Some(outcome) = self.apply_hint(&hint, &event, &mut unrecorded).await? {
                 return self
                     .after_report(
                         tenant,
@@ -76,6 +74,11 @@ impl Ota {
                     )
                     .await;
             }
+        }
+        if let Some(current) = unrecorded {
+            self.store
+                .set_current_version(tenant, device_id, report.kind, Some(current))
+                .await?;
         }
         let outcome = loop {
             let Some(latest) = self
@@ -134,6 +137,7 @@ impl Ota {
         &self,
         hint: &Update,
         event: &UpdateEvent,
+        unrecorded: &mut Option<TitleVersion>,
     ) -> Result<Option<Outcome>, OtaError> {
         if let UpdateEvent::Report(status) = event {
             let maybe_replaced = status.state == Some(UpdateState::Updated)
@@ -150,7 +154,38 @@ impl Ota {
         };
         let mut next = update;
         next.wake_at = Self::wake_at(&next, now, &policy);
-        match self.store.transition(&next, hint.revision, &history).await {
+        // The device's current version in the same step as the transition when the store
+        // can (one round trip), else first on its own.
+        let combined = match unrecorded.as_ref() {
+            Some(current) => {
+                self.store
+                    .transition_with_current(&next, hint.revision, &history, current)
+                    .await
+            }
+            None => None,
+        };
+        let written = match combined {
+            Some(answer) => {
+                if answer.is_ok() {
+                    *unrecorded = None;
+                }
+                answer
+            }
+            None => {
+                if let Some(current) = unrecorded.take() {
+                    self.store
+                        .set_current_version(
+                            hint.tenant_id,
+                            hint.device_id,
+                            hint.kind,
+                            Some(current),
+                        )
+                        .await?;
+                }
+                self.store.transition(&next, hint.revision, &history).await
+            }
+        };
+        match written {
             Ok(()) => Ok(Some(Outcome::Applied {
                 update: next,
                 history,

@@ -130,7 +130,10 @@ impl Ota {
         Ok(())
     }
 
-    /// Reserves up to `wanted` release slots of the pace stored under `key`.
+    /// Reserves up to `wanted` release slots of the pace stored under `key`. A pace without
+    /// a rate keeps no state worth a write (its window depends on `in_progress` alone), so
+    /// its releases are not counted in the store (a ramp, which needs a rate, starts
+    /// counting once a rate is set).
     pub(super) async fn reserve_slots(
         &self,
         key: &str,
@@ -138,6 +141,12 @@ impl Ota {
         wanted: u32,
         in_progress: u32,
     ) -> Result<u32, OtaError> {
+        if pacing.rate.is_none() {
+            // Without a rate nothing depends on the stored pace: no round trip.
+            return Ok(pacing
+                .available(&PaceState::default(), self.now(), in_progress)
+                .min(wanted));
+        }
         for _ in 0..=self.config.max_cas_retries {
             let now = self.now();
             let stored = self.store.get_pace(key).await?;
@@ -159,7 +168,15 @@ impl Ota {
         Ok(0)
     }
 
-    pub(super) async fn in_progress_count(&self) -> Result<u32, OtaError> {
+    /// How many updates are in progress, counted only when `pacing` limits them (its
+    /// decisions ignore the count otherwise; 0 then).
+    pub(super) async fn in_progress_count(
+        &self,
+        pacing: &crate::pacing::Pacing,
+    ) -> Result<u32, OtaError> {
+        if pacing.max_in_progress.is_none() {
+            return Ok(0);
+        }
         let filter = UpdateFilter {
             states: UpdateState::ALL
                 .into_iter()
@@ -178,7 +195,7 @@ impl Ota {
     async fn release_direct(&self, report: &mut TickReport) -> Result<(), OtaError> {
         let pacing = &self.config.global_pacing;
         for _ in 0..self.config.max_batches_per_tick {
-            let in_progress = self.in_progress_count().await?;
+            let in_progress = self.in_progress_count(pacing).await?;
             let room = self
                 .peek_slots(
                     GLOBAL_PACE_KEY,
@@ -218,12 +235,16 @@ impl Ota {
         wanted: u32,
         in_progress: u32,
     ) -> Result<u32, OtaError> {
-        let state = self
-            .store
-            .get_pace(key)
-            .await?
-            .map(|v| v.state)
-            .unwrap_or_default();
+        // Without a rate nothing depends on the stored pace: no round trip.
+        let state = match pacing.rate {
+            None => PaceState::default(),
+            Some(_) => self
+                .store
+                .get_pace(key)
+                .await?
+                .map(|v| v.state)
+                .unwrap_or_default(),
+        };
         Ok(pacing
             .available(&state, self.now(), in_progress)
             .min(wanted))

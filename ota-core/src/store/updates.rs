@@ -4,7 +4,7 @@
 use super::{Page, PageRequest, StoreError};
 use crate::clock::Timestamp;
 use crate::ids::{CampaignId, DeviceId, PackageId, TenantId, UpdateId};
-use crate::package::PackageKind;
+use crate::package::{PackageKind, TitleVersion};
 use crate::update::{HistoryEntry, Update, UpdateState};
 use async_trait::async_trait;
 use chrono::Duration;
@@ -102,6 +102,27 @@ pub trait UpdateStore: Send + Sync {
         expected_revision: u64,
         history: &HistoryEntry,
     ) -> Result<(), StoreError>;
+
+    /// [`UpdateStore::transition`] together with what the device reported it runs for the
+    /// update's kind (what [`DeviceStore::set_current_version`] records for `update`'s
+    /// device and kind), in one atomic step: a device's report of a completed update then
+    /// costs one round trip instead of two. `Some(Ok(()))`: both were written.
+    /// `Some(Err(..))`: the answer `transition` would give; the transition was not written and
+    /// the version may or may not have been (the caller records it again, which is
+    /// idempotent). `None` (the default): the store has no such combined write; the caller
+    /// records the version with `set_current_version` and calls `transition`.
+    ///
+    /// [`DeviceStore::set_current_version`]: super::DeviceStore::set_current_version
+    async fn transition_with_current(
+        &self,
+        update: &Update,
+        expected_revision: u64,
+        history: &HistoryEntry,
+        current: &TitleVersion,
+    ) -> Option<Result<(), StoreError>> {
+        let _ = (update, expected_revision, history, current);
+        None
+    }
 
     /// Many [`UpdateStore::transition`]s, for large work (stopping a campaign of a million
     /// devices): one answer per transition, in order, each the answer `transition` would give

@@ -1,0 +1,126 @@
+//! One transition written on its own (a lone caller, batching off, or a batch the server
+//! refused as a whole), with the device's reported current version when it carries one.
+
+use crate::codec::{name_of, ns, ns_opt, to_i64, to_json};
+use crate::error::map;
+use crate::transition_batch::{outcome_unknown, settle, Item};
+use crate::updates::{conflict_message, i32_of, COUNT_TRANSITIONED};
+use ota_core::store::StoreError;
+
+/// Applies one transition: the update row (if still at the expected revision), its history
+/// entry, the campaign counters and the device's current version (when the item carries
+/// one), in one statement. When the connection is lost with the statement sent, the outcome
+/// is read back (see [`settle`]).
+pub(crate) async fn transition_one(pool: &sqlx::PgPool, item: Item<'_>) -> Result<(), StoreError> {
+    match transition_attempt(pool, item).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            let lost = map(e);
+            settle(pool, &[item], &lost)
+                .await
+                .pop()
+                .unwrap_or(Err(lost))
+        }
+    }
+}
+
+/// [`transition_one`] without the read-back: `Err` when the statement was sent and no answer
+/// came back (it may or may not have been committed).
+pub(crate) async fn transition_attempt(
+    pool: &sqlx::PgPool,
+    item: Item<'_>,
+) -> Result<Result<(), StoreError>, sqlx::Error> {
+    let (update, expected_revision, history) = (
+        &item.transition.update,
+        item.transition.expected_revision,
+        &item.transition.history,
+    );
+    let (cur_fw, cur_title, cur_version) = item.current_columns();
+    let changed: i64 = match sqlx::query_scalar(&format!(
+        "WITH old AS (
+            SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
+         ),
+         upd AS (
+            UPDATE ota_updates u SET
+                device_id = $4, kind = $5, package_id = $6, target_title = $7,
+                target_version = $8, campaign_id = $9, wave = $10, state = $11, attempt = $12,
+                progress = $13, error = $14, created_at = $15, state_changed_at = $16,
+                updated_at = $17, retry_at = $18, wake_at = $19, revision = $20,
+                lease_owner = NULL, lease_until = NULL
+            FROM old WHERE u.id = old.id AND u.revision = $3
+            RETURNING u.tenant_id, u.device_id, u.campaign_id, old.wave AS old_wave,
+                old.state AS old_state, u.wave AS new_wave, u.state AS new_state
+         ),
+         hist AS (
+            INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
+            SELECT $1, $2, $21, $22 FROM upd
+         ),
+         counted AS ({COUNT_TRANSITIONED}),
+         cur AS (
+            UPDATE ota_devices d SET
+                fw_title = CASE WHEN $23::bool THEN $24::text ELSE d.fw_title END,
+                fw_version = CASE WHEN $23::bool THEN $25::text ELSE d.fw_version END,
+                sw_title = CASE WHEN $23::bool THEN d.sw_title ELSE $24::text END,
+                sw_version = CASE WHEN $23::bool THEN d.sw_version ELSE $25::text END
+            FROM upd
+            WHERE $23::bool IS NOT NULL AND d.id = upd.device_id
+              AND d.tenant_id = upd.tenant_id
+              AND CASE WHEN $23::bool THEN (d.fw_title, d.fw_version)
+                  ELSE (d.sw_title, d.sw_version) END
+                  IS DISTINCT FROM ($24::text, $25::text)
+         )
+         SELECT count(*) FROM upd"
+    ))
+    .bind(update.id.0)
+    .bind(update.tenant_id.0)
+    .bind(to_i64(expected_revision))
+    .bind(update.device_id.0)
+    .bind(name_of(&update.kind))
+    .bind(update.package_id.0)
+    .bind(&update.target.title)
+    .bind(&update.target.version)
+    .bind(update.campaign_id.map(|c| c.0))
+    .bind(i32_of(update.wave))
+    .bind(update.state.name())
+    .bind(i32_of(update.attempt))
+    .bind(update.progress.map(i16::from))
+    .bind(&update.error)
+    .bind(ns(update.created_at))
+    .bind(ns(update.state_changed_at))
+    .bind(ns(update.updated_at))
+    .bind(ns_opt(update.retry_at))
+    .bind(ns_opt(update.wake_at))
+    .bind(to_i64(update.revision))
+    .bind(history.device_id.0)
+    .bind(match to_json(history) {
+        Ok(doc) => doc,
+        Err(e) => return Ok(Err(e)),
+    })
+    .bind(cur_fw)
+    .bind(cur_title)
+    .bind(cur_version)
+    .fetch_one(pool)
+    .await
+    {
+        Ok(n) => n,
+        Err(e) if outcome_unknown(&e) => return Err(e),
+        Err(e) => return Ok(Err(conflict_message(e))),
+    };
+    if changed == 1 {
+        return Ok(Ok(()));
+    }
+    let stored: Result<Option<i64>, sqlx::Error> =
+        sqlx::query_scalar("SELECT revision FROM ota_updates WHERE id = $1 AND tenant_id = $2")
+            .bind(update.id.0)
+            .bind(update.tenant_id.0)
+            .fetch_optional(pool)
+            .await;
+    Ok(match stored {
+        Err(e) => Err(map(e)),
+        Ok(None) => Err(StoreError::not_found("update", update.id)),
+        Ok(Some(r)) => Err(StoreError::precondition(format!(
+            "update {} is at revision {r}, not {expected_revision}",
+            update.id
+        ))),
+    })
+}
