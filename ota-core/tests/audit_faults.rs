@@ -55,8 +55,21 @@ impl World {
             .items
     }
 
-    async fn entry(&self, action: &str, target: String, fault: bool, details: serde_json::Value) -> AuditEntry {
-        let mut e = AuditEntry::new(self.tenant, "prop", action, target, Timestamp::default(), details);
+    async fn entry(
+        &self,
+        action: &str,
+        target: String,
+        fault: bool,
+        details: serde_json::Value,
+    ) -> AuditEntry {
+        let mut e = AuditEntry::new(
+            self.tenant,
+            "prop",
+            action,
+            target,
+            Timestamp::default(),
+            details,
+        );
         if fault {
             if let Some(first) = self.log().await.first() {
                 e.id = first.id;
@@ -76,7 +89,12 @@ impl World {
                     created_at: Timestamp::default(),
                 };
                 let e = self
-                    .entry("profile.create", format!("{}", p.id), fault, serde_json::json!({"name": p.name}))
+                    .entry(
+                        "profile.create",
+                        format!("{}", p.id),
+                        fault,
+                        serde_json::json!({"name": p.name}),
+                    )
                     .await;
                 self.store.create_profile(&p, Some(&e)).await
             }
@@ -84,7 +102,12 @@ impl World {
                 let id = self.slots[slot];
                 let to = format!("n{name}");
                 let e = self
-                    .entry("profile.rename", format!("{id}"), fault, serde_json::json!({"to": to}))
+                    .entry(
+                        "profile.rename",
+                        format!("{id}"),
+                        fault,
+                        serde_json::json!({"to": to}),
+                    )
                     .await;
                 self.store
                     .rename_profile(tenant, id, &to, Some(&e))
@@ -94,7 +117,12 @@ impl World {
             Op::Delete { slot, fault } => {
                 let id = self.slots[slot];
                 let e = self
-                    .entry("profile.delete", format!("{id}"), fault, serde_json::json!({}))
+                    .entry(
+                        "profile.delete",
+                        format!("{id}"),
+                        fault,
+                        serde_json::json!({}),
+                    )
                     .await;
                 self.store
                     .delete_profile(tenant, id, Some(&e))
@@ -114,7 +142,12 @@ impl World {
                     created_at: Timestamp::default(),
                 };
                 let e = self
-                    .entry("device.create", d.name.clone(), fault, serde_json::json!({}))
+                    .entry(
+                        "device.create",
+                        d.name.clone(),
+                        fault,
+                        serde_json::json!({}),
+                    )
                     .await;
                 self.store.create_devices(&[d], Some(&e)).await
             }
@@ -157,7 +190,11 @@ impl World {
             .collect();
         let devices = self
             .store
-            .list_devices(self.tenant, DeviceSelector::All, PageRequest::first(MAX_PAGE_SIZE))
+            .list_devices(
+                self.tenant,
+                DeviceSelector::All,
+                PageRequest::first(MAX_PAGE_SIZE),
+            )
             .await
             .unwrap()
             .items
@@ -187,7 +224,10 @@ fn run(ops: &[Op]) -> Result<(), String> {
             match &answer {
                 Ok(()) => {
                     if after != before + 1 {
-                        return Err(format!("step {i} {op:?} succeeded with {} entries", after - before));
+                        return Err(format!(
+                            "step {i} {op:?} succeeded with {} entries",
+                            after - before
+                        ));
                     }
                 }
                 Err(e) => {
@@ -195,17 +235,28 @@ fn run(ops: &[Op]) -> Result<(), String> {
                         return Err(format!("step {i} {op:?} failed ({e}) but wrote an entry"));
                     }
                     if world.stored().await != stored_before {
-                        return Err(format!("step {i} {op:?} failed ({e}) but changed the store"));
+                        return Err(format!(
+                            "step {i} {op:?} failed ({e}) but changed the store"
+                        ));
                     }
                 }
             }
-            let faulty = matches!(op, Op::Create { fault: true, .. } | Op::Rename { fault: true, .. }
-                | Op::Delete { fault: true, .. } | Op::AddDevice { fault: true, .. });
+            let faulty = matches!(
+                op,
+                Op::Create { fault: true, .. }
+                    | Op::Rename { fault: true, .. }
+                    | Op::Delete { fault: true, .. }
+                    | Op::AddDevice { fault: true, .. }
+            );
             if faulty && before > 0 && answer.is_ok() {
-                return Err(format!("step {i} {op:?}: an entry reusing an id was accepted"));
+                return Err(format!(
+                    "step {i} {op:?}: an entry reusing an id was accepted"
+                ));
             }
             if world.replayed().await != world.stored().await {
-                return Err(format!("step {i} {op:?}: the audit log and the store disagree"));
+                return Err(format!(
+                    "step {i} {op:?}: the audit log and the store disagree"
+                ));
             }
         }
         Ok(())

@@ -64,10 +64,10 @@ fn campaign(f: &Fixture, package: &Package) -> Campaign {
 /// effect is there and so is its entry, one per action.
 pub async fn actions_and_their_audit_entries_are_written_together(store: Arc<dyn Store>) {
     let f = Fixture::new(store.clone());
-    let mut expected = Vec::new();
-    let mut with = |action: &str| {
+    let expected = std::cell::RefCell::new(Vec::new());
+    let with = |action: &str| {
         let e = entry(&f, action);
-        expected.push(e.id);
+        expected.borrow_mut().push(e.id);
         e
     };
 
@@ -145,7 +145,7 @@ pub async fn actions_and_their_audit_entries_are_written_together(store: Arc<dyn
         )
         .await
         .expect("upload");
-    expected.push(upload_id);
+    expected.borrow_mut().push(upload_id);
 
     let target = AssignmentTarget::Device(device.id);
     store
@@ -167,7 +167,7 @@ pub async fn actions_and_their_audit_entries_are_written_together(store: Arc<dyn
         .await
         .expect("unassign");
     assert!(removed.is_some());
-    expected.push(remove_id);
+    expected.borrow_mut().push(remove_id);
 
     let mut c = campaign(&f, &external);
     store
@@ -204,7 +204,7 @@ pub async fn actions_and_their_audit_entries_are_written_together(store: Arc<dyn
         .expect("delete package");
 
     let logged = logged(&f).await;
-    let mut want = expected.clone();
+    let mut want = expected.borrow().clone();
     want.sort();
     let mut got = logged.clone();
     got.sort();
