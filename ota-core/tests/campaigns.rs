@@ -489,7 +489,7 @@ async fn a_device_list_of_two_hundred_thousand_rows_imports() {
         })
         .collect();
     // Straight into the store: this test is about the import, not device creation.
-    h.store.create_devices(&devices).await.unwrap();
+    h.store.create_devices(&devices, None).await.unwrap();
     let pkg = h.package("fw", "2.0").await;
     let c = h
         .ota

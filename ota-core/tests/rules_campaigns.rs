@@ -362,7 +362,10 @@ async fn stopped_half_way(n: usize) -> (Harness, Vec<Device>, Campaign) {
     let revision = stopped.revision;
     stopped.state = CampaignState::Stopped;
     stopped.revision += 1;
-    h.store.save_campaign(&stopped, revision).await.unwrap();
+    h.store
+        .save_campaign(&stopped, revision, None)
+        .await
+        .unwrap();
     (h, devices, stopped)
 }
 

@@ -4,6 +4,7 @@ use crate::codec::{after, from_ns, ns, ns_opt, overfetch, page};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
+use ota_core::audit::AuditEntry;
 use ota_core::clock::Timestamp;
 use ota_core::ids::{ApiKeyId, TenantId};
 use ota_core::store::{ApiKeyDigest, ApiKeyRecord, ApiKeyStore, Page, PageRequest, StoreError};
@@ -31,7 +32,12 @@ fn record(row: Row) -> Result<ApiKeyRecord, StoreError> {
 
 #[async_trait]
 impl ApiKeyStore for PgStore {
-    async fn create_api_key(&self, k: &ApiKeyRecord) -> Result<(), StoreError> {
+    async fn create_api_key(
+        &self,
+        k: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         sqlx::query(&format!(
             "INSERT INTO ota_api_keys ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
@@ -42,7 +48,7 @@ impl ApiKeyStore for PgStore {
         .bind(&k.digest.0[..])
         .bind(ns(k.created_at))
         .bind(ns_opt(k.revoked_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict_as(
             "api key",
@@ -51,7 +57,7 @@ impl ApiKeyStore for PgStore {
                 k.name
             ),
         ))?;
-        Ok(())
+        tx.commit().await.map_err(map)
     }
 
     async fn list_api_keys(
@@ -110,7 +116,9 @@ impl ApiKeyStore for PgStore {
         tenant: TenantId,
         id: ApiKeyId,
         at: Timestamp,
+        audit: Option<&AuditEntry>,
     ) -> Result<ApiKeyRecord, StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let row: Option<Row> = sqlx::query_as(&format!(
             "UPDATE ota_api_keys SET revoked_at = COALESCE(revoked_at, $3)
              WHERE tenant_id = $1 AND id = $2 RETURNING {COLUMNS}"
@@ -118,10 +126,13 @@ impl ApiKeyStore for PgStore {
         .bind(tenant.0)
         .bind(id.0)
         .bind(ns(at))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map)?;
-        row.map(record)
-            .unwrap_or_else(|| Err(StoreError::not_found("api key", id)))
+        let record = row
+            .map(record)
+            .unwrap_or_else(|| Err(StoreError::not_found("api key", id)))?;
+        tx.commit().await.map_err(map)?;
+        Ok(record)
     }
 }

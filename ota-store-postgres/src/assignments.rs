@@ -4,7 +4,8 @@ use crate::codec::{from_json, name_of, to_json};
 use crate::error::map;
 use crate::PgStore;
 use async_trait::async_trait;
-use ota_core::store::{AssignmentStore, StoreError};
+use ota_core::audit::AuditEntry;
+use ota_core::store::{AssignmentStore, AuditOf, StoreError};
 use ota_core::{Assignment, AssignmentTarget, Device, PackageId, PackageKind, TenantId};
 use sqlx::Row;
 use uuid::Uuid;
@@ -29,9 +30,10 @@ impl AssignmentStore for PgStore {
     async fn put_assignment(
         &self,
         assignment: &Assignment,
+        audit: Option<&AuditEntry>,
     ) -> Result<Option<Assignment>, StoreError> {
         let (target_type, target_id) = target_columns(&assignment.target);
-        let mut tx = self.pool.begin().await.map_err(map)?;
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let kind = name_of(&assignment.kind);
         let old: Option<serde_json::Value> = sqlx::query_scalar(
             "SELECT doc FROM ota_assignments
@@ -74,8 +76,10 @@ impl AssignmentStore for PgStore {
         tenant: TenantId,
         kind: PackageKind,
         target: AssignmentTarget,
+        audit: Option<AuditOf<'_, Assignment>>,
     ) -> Result<Option<Assignment>, StoreError> {
         let (target_type, target_id) = target_columns(&target);
+        let mut tx = self.pool.begin().await.map_err(map)?;
         let old: Option<serde_json::Value> = sqlx::query_scalar(
             "DELETE FROM ota_assignments
              WHERE tenant_id = $1 AND kind = $2 AND target_type = $3 AND target_id = $4
@@ -85,10 +89,19 @@ impl AssignmentStore for PgStore {
         .bind(name_of(&kind))
         .bind(target_type)
         .bind(target_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map)?;
-        old.map(|doc| from_json("assignment", doc)).transpose()
+        let Some(old) = old else {
+            return Ok(None);
+        };
+        let old: Assignment = from_json("assignment", old)?;
+        // Built from the row removed, and committed with its removal.
+        if let Some(of) = audit {
+            crate::audit::insert(&mut tx, &of(&old)).await?;
+        }
+        tx.commit().await.map_err(map)?;
+        Ok(Some(old))
     }
 
     async fn get_assignment(

@@ -5,6 +5,7 @@ use crate::codec::{after, from_json, name_of, ns, overfetch, page, to_i64, to_js
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
+use ota_core::audit::AuditEntry;
 use ota_core::campaign::rollout::plan_waves;
 use ota_core::campaign::{Campaign, CampaignState, CampaignStats, CampaignTarget, StateCounts};
 use ota_core::clock::Timestamp;
@@ -129,7 +130,12 @@ const ANALYZE_AFTER: u64 = 10_000;
 
 #[async_trait]
 impl CampaignStore for PgStore {
-    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+    async fn create_campaign(
+        &self,
+        campaign: &Campaign,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         sqlx::query(
             "INSERT INTO ota_campaigns (id, tenant_id, state, revision, doc) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -138,10 +144,10 @@ impl CampaignStore for PgStore {
         .bind(campaign.state.name())
         .bind(to_i64(campaign.revision))
         .bind(to_json(campaign)?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict_as("campaign", format!("id {} exists", campaign.id)))?;
-        Ok(())
+        tx.commit().await.map_err(map)
     }
 
     async fn get_campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign, StoreError> {
@@ -160,7 +166,9 @@ impl CampaignStore for PgStore {
         &self,
         campaign: &Campaign,
         expected_revision: u64,
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let done = sqlx::query(
             "UPDATE ota_campaigns SET state = $4, revision = $5, doc = $6
              WHERE id = $1 AND tenant_id = $2 AND revision = $3",
@@ -171,18 +179,18 @@ impl CampaignStore for PgStore {
         .bind(campaign.state.name())
         .bind(to_i64(campaign.revision))
         .bind(to_json(campaign)?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map)?;
         if done.rows_affected() == 1 {
-            return Ok(());
+            return tx.commit().await.map_err(map);
         }
         let stored: Option<i64> = sqlx::query_scalar(
             "SELECT revision FROM ota_campaigns WHERE id = $1 AND tenant_id = $2",
         )
         .bind(campaign.id.0)
         .bind(campaign.tenant_id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map)?;
         match stored {
@@ -266,8 +274,9 @@ impl CampaignStore for PgStore {
         tenant: TenantId,
         campaign: CampaignId,
         devices: &[DeviceId],
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map)?;
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         lock_campaign(&mut tx, tenant, campaign).await?;
         let mut seen = HashSet::with_capacity(devices.len());
         let ids: Vec<Uuid> = devices

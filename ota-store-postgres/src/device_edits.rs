@@ -8,6 +8,7 @@
 use crate::devices::fetch_device;
 use crate::error::{conflict_as, map};
 use crate::PgStore;
+use ota_core::audit::AuditEntry;
 use ota_core::device::{token_digest, DEVICE_TAKEN};
 use ota_core::store::StoreError;
 use ota_core::{Device, DeviceId, TenantId};
@@ -41,21 +42,25 @@ impl PgStore {
         tenant: TenantId,
         id: Uuid,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<sqlx::postgres::PgRow, StoreError> {
-        sqlx::query(&format!(
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
+        let row = sqlx::query(&format!(
             "UPDATE {} SET name = $3 WHERE id = $1 AND tenant_id = $2 RETURNING *",
             what.table
         ))
         .bind(id)
         .bind(tenant.0)
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(conflict_as(
             what.entity,
             format!("a {} named {name:?} exists", what.entity),
         ))?
-        .ok_or_else(|| StoreError::not_found(what.entity, id))
+        .ok_or_else(|| StoreError::not_found(what.entity, id))?;
+        tx.commit().await.map_err(map)?;
+        Ok(row)
     }
 
     /// Deletes the profile or group `id` unless devices or assignments use it; its row.
@@ -64,8 +69,9 @@ impl PgStore {
         what: &Named,
         tenant: TenantId,
         id: Uuid,
+        audit: Option<&AuditEntry>,
     ) -> Result<sqlx::postgres::PgRow, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map)?;
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let row = sqlx::query(&format!(
             "SELECT * FROM {} WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
             what.table
@@ -111,26 +117,31 @@ impl PgStore {
         tenant: TenantId,
         id: DeviceId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let done = sqlx::query("UPDATE ota_devices SET name = $3 WHERE id = $1 AND tenant_id = $2")
             .bind(id.0)
             .bind(tenant.0)
             .bind(name)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(conflict_as("device", DEVICE_TAKEN))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("device", id));
         }
-        fetch_device(&self.pool, tenant, id).await
+        let device = fetch_device(&mut *tx, tenant, id).await?;
+        tx.commit().await.map_err(map)?;
+        Ok(device)
     }
 
     pub(crate) async fn delete_device_row(
         &self,
         tenant: TenantId,
         id: DeviceId,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map)?;
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let device = fetch_device(&mut *tx, tenant, id).await?;
         sqlx::query(
             "DELETE FROM ota_assignments
@@ -157,19 +168,23 @@ impl PgStore {
         tenant: TenantId,
         id: DeviceId,
         token: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let done = sqlx::query(
             "UPDATE ota_devices SET token_digest = $3 WHERE id = $1 AND tenant_id = $2",
         )
         .bind(id.0)
         .bind(tenant.0)
         .bind(token_digest(token))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict_as("device", DEVICE_TAKEN))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("device", id));
         }
-        fetch_device(&self.pool, tenant, id).await
+        let device = fetch_device(&mut *tx, tenant, id).await?;
+        tx.commit().await.map_err(map)?;
+        Ok(device)
     }
 }

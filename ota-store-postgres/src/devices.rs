@@ -5,6 +5,7 @@ use crate::device_edits::{GROUPS, PROFILES};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
+use ota_core::audit::AuditEntry;
 use ota_core::device::{token_digest, DEVICE_TAKEN};
 use ota_core::store::{DeviceSelector, DeviceStore, Page, PageRequest, StoreError};
 use ota_core::{
@@ -128,7 +129,12 @@ pub(crate) async fn fetch_device(
 
 #[async_trait]
 impl DeviceStore for PgStore {
-    async fn create_profile(&self, profile: &DeviceProfile) -> Result<(), StoreError> {
+    async fn create_profile(
+        &self,
+        profile: &DeviceProfile,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         sqlx::query(
             "INSERT INTO ota_profiles (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -136,12 +142,13 @@ impl DeviceStore for PgStore {
         .bind(profile.tenant_id.0)
         .bind(&profile.name)
         .bind(ns(profile.created_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict_as(
             "profile",
             format!("a profile named {:?} exists", profile.name),
         ))?;
+        tx.commit().await.map_err(map)?;
         Ok(())
     }
 
@@ -178,7 +185,12 @@ impl DeviceStore for PgStore {
         Ok(page(items, &request, |p: &DeviceProfile| p.id.0))
     }
 
-    async fn create_group(&self, group: &DeviceGroup) -> Result<(), StoreError> {
+    async fn create_group(
+        &self,
+        group: &DeviceGroup,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         sqlx::query(
             "INSERT INTO ota_groups (id, tenant_id, name, created_at) VALUES ($1, $2, $3, $4)",
         )
@@ -186,12 +198,13 @@ impl DeviceStore for PgStore {
         .bind(group.tenant_id.0)
         .bind(&group.name)
         .bind(ns(group.created_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict_as(
             "group",
             format!("a group named {:?} exists", group.name),
         ))?;
+        tx.commit().await.map_err(map)?;
         Ok(())
     }
 
@@ -224,11 +237,15 @@ impl DeviceStore for PgStore {
         Ok(page(items, &request, |g: &DeviceGroup| g.id.0))
     }
 
-    async fn create_devices(&self, devices: &[Device]) -> Result<(), StoreError> {
-        if devices.is_empty() {
+    async fn create_devices(
+        &self,
+        devices: &[Device],
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        if devices.is_empty() && audit.is_none() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await.map_err(map)?;
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         // Profiles and groups must exist in each device's tenant.
         let mut by_tenant: std::collections::BTreeMap<TenantId, (BTreeSet<Uuid>, BTreeSet<Uuid>)> =
             Default::default();
@@ -427,8 +444,9 @@ impl DeviceStore for PgStore {
         tenant: TenantId,
         id: DeviceId,
         profile: ProfileId,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map)?;
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         fetch_device(&mut *tx, tenant, id).await?;
         check_exist(&mut *tx, "ota_profiles", "profile", tenant, &[profile.0]).await?;
         sqlx::query("UPDATE ota_devices SET profile_id = $3 WHERE id = $1 AND tenant_id = $2")
@@ -448,8 +466,9 @@ impl DeviceStore for PgStore {
         tenant: TenantId,
         id: DeviceId,
         groups: &BTreeSet<GroupId>,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map)?;
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         // Lock the device so that concurrent membership changes apply one after the other.
         let exists: Option<Uuid> = sqlx::query_scalar(
             "SELECT id FROM ota_devices WHERE id = $1 AND tenant_id = $2 FOR UPDATE",
@@ -498,16 +517,22 @@ impl DeviceStore for PgStore {
         tenant: TenantId,
         id: ProfileId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceProfile, StoreError> {
-        decode_profile(&self.rename_named(&PROFILES, tenant, id.0, name).await?)
+        decode_profile(
+            &self
+                .rename_named(&PROFILES, tenant, id.0, name, audit)
+                .await?,
+        )
     }
 
     async fn delete_profile(
         &self,
         tenant: TenantId,
         id: ProfileId,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceProfile, StoreError> {
-        decode_profile(&self.delete_named(&PROFILES, tenant, id.0).await?)
+        decode_profile(&self.delete_named(&PROFILES, tenant, id.0, audit).await?)
     }
 
     async fn rename_group(
@@ -515,12 +540,22 @@ impl DeviceStore for PgStore {
         tenant: TenantId,
         id: GroupId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceGroup, StoreError> {
-        decode_group(&self.rename_named(&GROUPS, tenant, id.0, name).await?)
+        decode_group(
+            &self
+                .rename_named(&GROUPS, tenant, id.0, name, audit)
+                .await?,
+        )
     }
 
-    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError> {
-        decode_group(&self.delete_named(&GROUPS, tenant, id.0).await?)
+    async fn delete_group(
+        &self,
+        tenant: TenantId,
+        id: GroupId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<DeviceGroup, StoreError> {
+        decode_group(&self.delete_named(&GROUPS, tenant, id.0, audit).await?)
     }
 
     async fn rename_device(
@@ -528,12 +563,18 @@ impl DeviceStore for PgStore {
         tenant: TenantId,
         id: DeviceId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        self.rename_device_row(tenant, id, name).await
+        self.rename_device_row(tenant, id, name, audit).await
     }
 
-    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError> {
-        self.delete_device_row(tenant, id).await
+    async fn delete_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<Device, StoreError> {
+        self.delete_device_row(tenant, id, audit).await
     }
 
     async fn set_device_token(
@@ -541,8 +582,9 @@ impl DeviceStore for PgStore {
         tenant: TenantId,
         id: DeviceId,
         token: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        self.set_device_token_digest(tenant, id, token).await
+        self.set_device_token_digest(tenant, id, token, audit).await
     }
 }
 

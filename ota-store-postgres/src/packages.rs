@@ -4,8 +4,11 @@ use crate::codec::{after, from_json, name_of, overfetch, page, to_json};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
+use ota_core::audit::AuditEntry;
 use ota_core::checksum::Checksum;
-use ota_core::store::{ByteRange, ByteStream, PackageStore, Page, PageRequest, StoreError};
+use ota_core::store::{
+    AuditOf, ByteRange, ByteStream, PackageStore, Page, PageRequest, StoreError,
+};
 use ota_core::{Package, PackageId, PackageKind, TenantId};
 use sqlx::{Postgres, Row};
 
@@ -46,8 +49,14 @@ fn decode(row: &sqlx::postgres::PgRow) -> Result<Package, StoreError> {
 
 #[async_trait]
 impl PackageStore for PgStore {
-    async fn create_package(&self, package: &Package) -> Result<(), StoreError> {
-        insert(&self.pool, package, None).await
+    async fn create_package(
+        &self,
+        package: &Package,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
+        insert(&mut *tx, package, None).await?;
+        tx.commit().await.map_err(map)
     }
 
     async fn create_package_with_content(
@@ -56,8 +65,9 @@ impl PackageStore for PgStore {
         expected: Option<Checksum>,
         max_size: Option<u64>,
         content: ByteStream,
+        audit: Option<AuditOf<'_, Package>>,
     ) -> Result<Package, StoreError> {
-        crate::upload::upload(self, package, expected, max_size, content).await
+        crate::upload::upload(self, package, expected, max_size, content, audit).await
     }
 
     async fn get_package(&self, tenant: TenantId, id: PackageId) -> Result<Package, StoreError> {
@@ -116,15 +126,21 @@ impl PackageStore for PgStore {
         Ok(page(items, &request, |p| p.id.0))
     }
 
-    async fn delete_package(&self, tenant: TenantId, id: PackageId) -> Result<(), StoreError> {
+    async fn delete_package(
+        &self,
+        tenant: TenantId,
+        id: PackageId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
         // Assignments refer to packages through a foreign key (ON DELETE RESTRICT): a
         // package assigned by a concurrent caller refuses the delete.
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let done = sqlx::query(
             "DELETE FROM ota_packages WHERE id = $1 AND tenant_id = $2 AND upload_until IS NULL",
         )
         .bind(id.0)
         .bind(tenant.0)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| match map(e) {
             StoreError::NotFound { .. } => {
@@ -135,7 +151,7 @@ impl PackageStore for PgStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("package", id));
         }
-        Ok(())
+        tx.commit().await.map_err(map)
     }
 
     async fn read_content(

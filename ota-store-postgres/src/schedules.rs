@@ -4,6 +4,7 @@ use crate::codec::{after, from_json, ns, ns_opt, overfetch, page, to_i64, to_jso
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
+use ota_core::audit::AuditEntry;
 use ota_core::clock::Timestamp;
 use ota_core::ids::ScheduleId;
 use ota_core::schedule::ScheduledEvent;
@@ -18,7 +19,12 @@ fn decode_all(docs: Vec<serde_json::Value>) -> Result<Vec<ScheduledEvent>, Store
 
 #[async_trait]
 impl ScheduleStore for PgStore {
-    async fn create_schedule(&self, event: &ScheduledEvent) -> Result<(), StoreError> {
+    async fn create_schedule(
+        &self,
+        event: &ScheduledEvent,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         sqlx::query(
             "INSERT INTO ota_schedules (id, tenant_id, next_run, revision, doc)
              VALUES ($1, $2, $3, $4, $5)",
@@ -28,10 +34,10 @@ impl ScheduleStore for PgStore {
         .bind(ns_opt(event.next_run))
         .bind(to_i64(event.revision))
         .bind(to_json(event)?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict_as("schedule", format!("id {} exists", event.id)))?;
-        Ok(())
+        tx.commit().await.map_err(map)
     }
 
     async fn get_schedule(
@@ -54,7 +60,9 @@ impl ScheduleStore for PgStore {
         &self,
         event: &ScheduledEvent,
         expected_revision: u64,
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let done = sqlx::query(
             "UPDATE ota_schedules SET next_run = $4, revision = $5, doc = $6
              WHERE id = $1 AND tenant_id = $2 AND revision = $3",
@@ -65,18 +73,18 @@ impl ScheduleStore for PgStore {
         .bind(ns_opt(event.next_run))
         .bind(to_i64(event.revision))
         .bind(to_json(event)?)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map)?;
         if done.rows_affected() == 1 {
-            return Ok(());
+            return tx.commit().await.map_err(map);
         }
         let stored: Option<i64> = sqlx::query_scalar(
             "SELECT revision FROM ota_schedules WHERE id = $1 AND tenant_id = $2",
         )
         .bind(event.id.0)
         .bind(event.tenant_id.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(map)?;
         match stored {
@@ -88,17 +96,23 @@ impl ScheduleStore for PgStore {
         }
     }
 
-    async fn delete_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<(), StoreError> {
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        let mut tx = crate::audit::begin(&self.pool, audit).await?;
         let done = sqlx::query("DELETE FROM ota_schedules WHERE id = $1 AND tenant_id = $2")
             .bind(id.0)
             .bind(tenant.0)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("schedule", id));
         }
-        Ok(())
+        tx.commit().await.map_err(map)
     }
 
     async fn list_schedules(

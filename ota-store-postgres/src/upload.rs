@@ -20,7 +20,7 @@ use crate::{PgStore, CHUNK_SIZE};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use ota_core::checksum::{Checksum, ContentHasher};
-use ota_core::store::{ByteStream, StoreError};
+use ota_core::store::{AuditOf, ByteStream, StoreError};
 use ota_core::{Package, PackageId, PackageSource};
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -177,6 +177,7 @@ pub(crate) async fn upload(
     expected: Option<Checksum>,
     max_size: Option<u64>,
     content: ByteStream,
+    audit: Option<AuditOf<'_, Package>>,
 ) -> Result<Package, StoreError> {
     package.source = PackageSource::Stored;
     // An abandoned upload of the same title and version must not hold the key.
@@ -214,17 +215,28 @@ pub(crate) async fn upload(
             return Err(e);
         }
     }
-    // Complete and verified: visible from now on, in one statement.
-    let done = sqlx::query(
-        "UPDATE ota_packages SET doc = $2, upload_until = NULL
-         WHERE id = $1 AND upload_until IS NOT NULL",
-    )
-    .bind(package.id.0)
-    .bind(to_json(&package)?)
-    .execute(&store.pool)
+    // Complete and verified: visible from now on, in one statement, committed with the
+    // upload's audit entry.
+    let entry = audit.map(|of| of(&package));
+    let done = async {
+        let mut tx = crate::audit::begin(&store.pool, entry.as_ref()).await?;
+        let done = sqlx::query(
+            "UPDATE ota_packages SET doc = $2, upload_until = NULL
+             WHERE id = $1 AND upload_until IS NOT NULL",
+        )
+        .bind(package.id.0)
+        .bind(to_json(&package)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(map)?;
+        if done.rows_affected() == 1 {
+            tx.commit().await.map_err(map)?;
+        }
+        Ok::<_, StoreError>(done.rows_affected())
+    }
     .await;
     match done {
-        Ok(done) if done.rows_affected() == 1 => {
+        Ok(1) => {
             let mut pending = pending;
             pending.done = true;
             Ok(package)
@@ -232,7 +244,7 @@ pub(crate) async fn upload(
         Ok(_) => Err(abandoned(package.id)),
         Err(e) => {
             pending.discard().await;
-            Err(map(e))
+            Err(e)
         }
     }
 }

@@ -85,10 +85,16 @@ impl Drop for Api {
 async fn key_life<S: Store + ApiKeyStore + 'static>(store: Arc<S>) -> String {
     let keys = Arc::new(StoredApiKeys::new(store.clone(), Arc::new(SystemClock)));
     let tenant = TenantId::new();
-    let (_, admin) = keys.issue(tenant, "bootstrap", Role::Admin).await.unwrap();
-    let (_, operator) = keys.issue(tenant, "ops", Role::Operator).await.unwrap();
+    let (_, admin) = keys
+        .issue(tenant, "bootstrap", Role::Admin, None)
+        .await
+        .unwrap();
+    let (_, operator) = keys
+        .issue(tenant, "ops", Role::Operator, None)
+        .await
+        .unwrap();
     let (_, other_admin) = keys
-        .issue(TenantId::new(), "other", Role::Admin)
+        .issue(TenantId::new(), "other", Role::Admin, None)
         .await
         .unwrap();
     let api = Api::start(store.clone(), keys.clone(), true).await;
@@ -221,7 +227,10 @@ async fn keys_survive_a_restart_on_postgres() {
 async fn without_managed_keys_the_routes_answer_404() {
     let store = Arc::new(ota_core::MemoryStore::new());
     let keys = Arc::new(StoredApiKeys::new(store.clone(), Arc::new(SystemClock)));
-    let (_, admin) = keys.issue(TenantId::new(), "a", Role::Admin).await.unwrap();
+    let (_, admin) = keys
+        .issue(TenantId::new(), "a", Role::Admin, None)
+        .await
+        .unwrap();
     let api = Api::start(store, keys, false).await;
     let (status, body) = api.get(&admin, "/api-keys").await;
     assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));

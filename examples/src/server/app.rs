@@ -139,6 +139,15 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
         config.tick_interval,
         stopping.clone(),
     ));
+    // Retention runs beside the tick (off unless a retention flag is set); stopping ends it.
+    if let Some(policy) = config.retention() {
+        tokio::spawn(ticker::retention(
+            ota.clone(),
+            policy,
+            config.retention_interval,
+            stopping.clone(),
+        ));
+    }
     let count_task = tokio::spawn(ticker::count_updates(
         ota.clone(),
         metrics.clone(),

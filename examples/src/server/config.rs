@@ -1,6 +1,7 @@
 //! The server's configuration: command-line flags, each with an environment variable.
 
 use clap::Parser;
+use ota_core::engine::{RetentionPolicy, RetentionRule};
 use ota_core::pacing::{Pacing, Rate};
 use ota_core::TenantId;
 use std::net::SocketAddr;
@@ -120,6 +121,20 @@ pub struct Config {
     #[arg(long, env = "OTA_METRICS_INTERVAL", default_value = "10s", value_parser = parse_duration)]
     pub metrics_interval: Duration,
 
+    /// Deletes update history entries older than this (`90d`, `12h`), in bounded batches
+    /// every `--retention-interval`. Default: kept forever.
+    #[arg(long, env = "OTA_HISTORY_RETENTION", value_parser = parse_duration)]
+    pub history_retention: Option<Duration>,
+
+    /// Deletes audit entries older than this (`365d`), like `--history-retention`. Default:
+    /// kept forever.
+    #[arg(long, env = "OTA_AUDIT_RETENTION", value_parser = parse_duration)]
+    pub audit_retention: Option<Duration>,
+
+    /// How often retention runs, when `--history-retention` or `--audit-retention` is set.
+    #[arg(long, env = "OTA_RETENTION_INTERVAL", default_value = "5m", value_parser = parse_duration)]
+    pub retention_interval: Duration,
+
     /// Logs as JSON lines (on standard error).
     #[arg(long, env = "OTA_LOG_JSON")]
     pub log_json: bool,
@@ -130,6 +145,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// The retention policy of `--history-retention` and `--audit-retention` (the same for
+    /// every tenant); `None` when both logs are kept forever.
+    pub fn retention(&self) -> Option<RetentionPolicy> {
+        if self.history_retention.is_none() && self.audit_retention.is_none() {
+            return None;
+        }
+        // Longer than chrono can hold is forever.
+        let age =
+            |d: Option<Duration>| d.and_then(|d| ota_core::chrono::Duration::from_std(d).ok());
+        Some(RetentionPolicy::new(RetentionRule::new(
+            age(self.history_retention),
+            age(self.audit_retention),
+        )))
+    }
+
     /// The global pace of the engine.
     pub fn pacing(&self) -> Pacing {
         let mut pacing = Pacing::default();
@@ -143,7 +173,7 @@ impl Config {
     }
 }
 
-/// A duration as `250ms`, `10s`, `5m`, `1h` (a bare number is seconds).
+/// A duration as `250ms`, `10s`, `5m`, `1h`, `30d` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -158,9 +188,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => n.checked_mul(1000),
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
         _ => {
             return Err(format!(
-                "unknown unit {unit:?} in {text:?}: use ms, s, m or h"
+                "unknown unit {unit:?} in {text:?}: use ms, s, m, h or d"
             ))
         }
     };
@@ -240,6 +271,7 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86_400)));
         assert!(parse_duration("2 weeks").unwrap_err().contains("unit"));
         assert!(parse_duration("fast").is_err());
         let rate = parse_rate("100/1m").unwrap();
@@ -247,6 +279,19 @@ mod tests {
         assert_eq!(rate.per(), ota_core::chrono::Duration::minutes(1));
         assert!(parse_rate("0/1s").is_err());
         assert!(parse_rate("100").unwrap_err().contains("COUNT/PERIOD"));
+    }
+
+    #[test]
+    fn retention_is_off_unless_asked_for() {
+        let off = Config::parse_from(["ota-server"]);
+        assert_eq!(off.retention(), None);
+        let on = Config::parse_from(["ota-server", "--audit-retention", "30d"]);
+        let policy = on.retention().expect("a policy");
+        assert_eq!(policy.default.history, None);
+        assert_eq!(
+            policy.default.audit,
+            Some(ota_core::chrono::Duration::days(30))
+        );
     }
 
     #[test]

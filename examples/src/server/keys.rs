@@ -90,7 +90,10 @@ pub async fn setup(
         }
         // Named after its digest, so that each configured key gets its own name.
         let name = format!("configured-{}", &digest.to_hex()[..12]);
-        match keys.insert_digest(digest, tenant, &name, Role::Admin).await {
+        match keys
+            .insert_digest(digest, tenant, &name, Role::Admin, None)
+            .await
+        {
             // Another instance stored it at the same time.
             Ok(_) | Err(StoreError::Conflict { .. }) => {}
             Err(e) => return Err(store_error("store", e)),
@@ -101,7 +104,7 @@ pub async fn setup(
         let unique = ota_core::ids::ApiKeyId::new().to_string();
         let name = format!("admin-{}", &unique[unique.len() - 8..]);
         let (_, key) = keys
-            .issue(tenant, &name, Role::Admin)
+            .issue(tenant, &name, Role::Admin, None)
             .await
             .map_err(|e| store_error("store", e))?;
         Some(key)
@@ -161,7 +164,7 @@ mod tests {
             .await
             .unwrap()
             .id;
-        again.auth.revoke(tenant, id).await.unwrap();
+        again.auth.revoke(tenant, id, None).await.unwrap();
         let third = setup(store, tenant, &[]).await.unwrap();
         assert!(third.created.is_some());
     }

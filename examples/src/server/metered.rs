@@ -11,8 +11,8 @@ use ota_core::device::{Device, DeviceGroup, DeviceProfile};
 use ota_core::ids::{DeviceId, GroupId, PackageId, ProfileId, TenantId};
 use ota_core::pacing::PaceState;
 use ota_core::store::{
-    AssignmentStore, AuditStore, ByteRange, ByteStream, DeviceSelector, DeviceStore, PaceStore,
-    PackageStore, Page, PageRequest, Store, StoreError, VersionedPace,
+    AssignmentStore, AuditOf, AuditStore, ByteRange, ByteStream, DeviceSelector, DeviceStore,
+    PaceStore, PackageStore, Page, PageRequest, Store, StoreError, VersionedPace,
 };
 use ota_core::update::{EventSource, HistoryEntry};
 use ota_core::{Assignment, AssignmentTarget, Package, PackageKind, TitleVersion};
@@ -85,8 +85,16 @@ pub(super) use timed;
 
 #[ota_core::async_trait]
 impl PackageStore for MeteredStore {
-    async fn create_package(&self, package: &Package) -> Result<(), StoreError> {
-        timed!(self, "create_package", self.inner.create_package(package))
+    async fn create_package(
+        &self,
+        package: &Package,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        timed!(
+            self,
+            "create_package",
+            self.inner.create_package(package, audit)
+        )
     }
 
     async fn create_package_with_content(
@@ -95,12 +103,13 @@ impl PackageStore for MeteredStore {
         expected: Option<Checksum>,
         max_size: Option<u64>,
         content: ByteStream,
+        audit: Option<AuditOf<'_, Package>>,
     ) -> Result<Package, StoreError> {
         timed!(
             self,
             "create_package_with_content",
             self.inner
-                .create_package_with_content(package, expected, max_size, content)
+                .create_package_with_content(package, expected, max_size, content, audit)
         )
     }
 
@@ -135,11 +144,16 @@ impl PackageStore for MeteredStore {
         )
     }
 
-    async fn delete_package(&self, tenant: TenantId, id: PackageId) -> Result<(), StoreError> {
+    async fn delete_package(
+        &self,
+        tenant: TenantId,
+        id: PackageId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
         timed!(
             self,
             "delete_package",
-            self.inner.delete_package(tenant, id)
+            self.inner.delete_package(tenant, id, audit)
         )
     }
 
@@ -166,8 +180,16 @@ impl PackageStore for MeteredStore {
 
 #[ota_core::async_trait]
 impl DeviceStore for MeteredStore {
-    async fn create_profile(&self, profile: &DeviceProfile) -> Result<(), StoreError> {
-        timed!(self, "create_profile", self.inner.create_profile(profile))
+    async fn create_profile(
+        &self,
+        profile: &DeviceProfile,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        timed!(
+            self,
+            "create_profile",
+            self.inner.create_profile(profile, audit)
+        )
     }
 
     async fn get_profile(
@@ -190,8 +212,12 @@ impl DeviceStore for MeteredStore {
         )
     }
 
-    async fn create_group(&self, group: &DeviceGroup) -> Result<(), StoreError> {
-        timed!(self, "create_group", self.inner.create_group(group))
+    async fn create_group(
+        &self,
+        group: &DeviceGroup,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        timed!(self, "create_group", self.inner.create_group(group, audit))
     }
 
     async fn get_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError> {
@@ -206,8 +232,16 @@ impl DeviceStore for MeteredStore {
         timed!(self, "list_groups", self.inner.list_groups(tenant, page))
     }
 
-    async fn create_devices(&self, devices: &[Device]) -> Result<(), StoreError> {
-        timed!(self, "create_devices", self.inner.create_devices(devices))
+    async fn create_devices(
+        &self,
+        devices: &[Device],
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        timed!(
+            self,
+            "create_devices",
+            self.inner.create_devices(devices, audit)
+        )
     }
 
     async fn get_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError> {
@@ -260,11 +294,12 @@ impl DeviceStore for MeteredStore {
         tenant: TenantId,
         id: DeviceId,
         profile: ProfileId,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
         timed!(
             self,
             "set_device_profile",
-            self.inner.set_device_profile(tenant, id, profile)
+            self.inner.set_device_profile(tenant, id, profile, audit)
         )
     }
 
@@ -273,11 +308,12 @@ impl DeviceStore for MeteredStore {
         tenant: TenantId,
         id: DeviceId,
         groups: &BTreeSet<GroupId>,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
         timed!(
             self,
             "set_device_groups",
-            self.inner.set_device_groups(tenant, id, groups)
+            self.inner.set_device_groups(tenant, id, groups, audit)
         )
     }
 
@@ -300,11 +336,12 @@ impl DeviceStore for MeteredStore {
         tenant: TenantId,
         id: ProfileId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceProfile, StoreError> {
         timed!(
             self,
             "rename_profile",
-            self.inner.rename_profile(tenant, id, name)
+            self.inner.rename_profile(tenant, id, name, audit)
         )
     }
 
@@ -312,11 +349,12 @@ impl DeviceStore for MeteredStore {
         &self,
         tenant: TenantId,
         id: ProfileId,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceProfile, StoreError> {
         timed!(
             self,
             "delete_profile",
-            self.inner.delete_profile(tenant, id)
+            self.inner.delete_profile(tenant, id, audit)
         )
     }
 
@@ -325,16 +363,26 @@ impl DeviceStore for MeteredStore {
         tenant: TenantId,
         id: GroupId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceGroup, StoreError> {
         timed!(
             self,
             "rename_group",
-            self.inner.rename_group(tenant, id, name)
+            self.inner.rename_group(tenant, id, name, audit)
         )
     }
 
-    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError> {
-        timed!(self, "delete_group", self.inner.delete_group(tenant, id))
+    async fn delete_group(
+        &self,
+        tenant: TenantId,
+        id: GroupId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<DeviceGroup, StoreError> {
+        timed!(
+            self,
+            "delete_group",
+            self.inner.delete_group(tenant, id, audit)
+        )
     }
 
     async fn rename_device(
@@ -342,16 +390,26 @@ impl DeviceStore for MeteredStore {
         tenant: TenantId,
         id: DeviceId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
         timed!(
             self,
             "rename_device",
-            self.inner.rename_device(tenant, id, name)
+            self.inner.rename_device(tenant, id, name, audit)
         )
     }
 
-    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError> {
-        timed!(self, "delete_device", self.inner.delete_device(tenant, id))
+    async fn delete_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<Device, StoreError> {
+        timed!(
+            self,
+            "delete_device",
+            self.inner.delete_device(tenant, id, audit)
+        )
     }
 
     async fn set_device_token(
@@ -359,11 +417,12 @@ impl DeviceStore for MeteredStore {
         tenant: TenantId,
         id: DeviceId,
         token: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
         timed!(
             self,
             "set_device_token",
-            self.inner.set_device_token(tenant, id, token)
+            self.inner.set_device_token(tenant, id, token, audit)
         )
     }
 }
@@ -373,11 +432,12 @@ impl AssignmentStore for MeteredStore {
     async fn put_assignment(
         &self,
         assignment: &Assignment,
+        audit: Option<&AuditEntry>,
     ) -> Result<Option<Assignment>, StoreError> {
         timed!(
             self,
             "put_assignment",
-            self.inner.put_assignment(assignment)
+            self.inner.put_assignment(assignment, audit)
         )
     }
 
@@ -386,11 +446,12 @@ impl AssignmentStore for MeteredStore {
         tenant: TenantId,
         kind: PackageKind,
         target: AssignmentTarget,
+        audit: Option<AuditOf<'_, Assignment>>,
     ) -> Result<Option<Assignment>, StoreError> {
         timed!(
             self,
             "remove_assignment",
-            self.inner.remove_assignment(tenant, kind, target)
+            self.inner.remove_assignment(tenant, kind, target, audit)
         )
     }
 

@@ -2,6 +2,7 @@
 //! notice outbox, claim recovery and retention.
 
 use super::metered::{timed, MeteredStore, Unavailable};
+use ota_core::audit::AuditEntry;
 use ota_core::campaign::{Campaign, CampaignState, CampaignStats};
 use ota_core::ids::{CampaignId, DeviceId, ScheduleId, TenantId, UpdateId};
 use ota_core::schedule::ScheduledEvent;
@@ -186,11 +187,15 @@ impl UpdateStore for MeteredStore {
 
 #[ota_core::async_trait]
 impl CampaignStore for MeteredStore {
-    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
+    async fn create_campaign(
+        &self,
+        campaign: &Campaign,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
         timed!(
             self,
             "create_campaign",
-            self.inner.create_campaign(campaign)
+            self.inner.create_campaign(campaign, audit)
         )
     }
 
@@ -202,11 +207,12 @@ impl CampaignStore for MeteredStore {
         &self,
         campaign: &Campaign,
         expected_revision: u64,
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
         timed!(
             self,
             "save_campaign",
-            self.inner.save_campaign(campaign, expected_revision)
+            self.inner.save_campaign(campaign, expected_revision, audit)
         )
     }
 
@@ -253,11 +259,13 @@ impl CampaignStore for MeteredStore {
         tenant: TenantId,
         campaign: CampaignId,
         devices: &[DeviceId],
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
         timed!(
             self,
             "set_campaign_devices",
-            self.inner.set_campaign_devices(tenant, campaign, devices)
+            self.inner
+                .set_campaign_devices(tenant, campaign, devices, audit)
         )
     }
 
@@ -315,8 +323,16 @@ impl CampaignStore for MeteredStore {
 
 #[ota_core::async_trait]
 impl ScheduleStore for MeteredStore {
-    async fn create_schedule(&self, event: &ScheduledEvent) -> Result<(), StoreError> {
-        timed!(self, "create_schedule", self.inner.create_schedule(event))
+    async fn create_schedule(
+        &self,
+        event: &ScheduledEvent,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        timed!(
+            self,
+            "create_schedule",
+            self.inner.create_schedule(event, audit)
+        )
     }
 
     async fn get_schedule(
@@ -331,19 +347,25 @@ impl ScheduleStore for MeteredStore {
         &self,
         event: &ScheduledEvent,
         expected_revision: u64,
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
         timed!(
             self,
             "save_schedule",
-            self.inner.save_schedule(event, expected_revision)
+            self.inner.save_schedule(event, expected_revision, audit)
         )
     }
 
-    async fn delete_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<(), StoreError> {
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
         timed!(
             self,
             "delete_schedule",
-            self.inner.delete_schedule(tenant, id)
+            self.inner.delete_schedule(tenant, id, audit)
         )
     }
 

@@ -1,8 +1,9 @@
-//! The engine's background work: a tick every `--tick-interval`, and the count of updates
-//! per state for `/metrics` every `--metrics-interval`.
+//! The engine's background work: a tick every `--tick-interval`, the count of updates per
+//! state for `/metrics` every `--metrics-interval`, and retention every
+//! `--retention-interval` when it is on.
 
 use super::metrics::{state_label, Metrics};
-use ota_core::engine::Ota;
+use ota_core::engine::{Ota, RetentionPolicy};
 use ota_core::store::UpdateFilter;
 use ota_core::update::UpdateState;
 use std::sync::Arc;
@@ -39,6 +40,44 @@ pub async fn run(ota: Ota, metrics: Arc<Metrics>, interval: Duration, stop: Canc
             tracing::info!(delivered, failed, "final delivery of waiting notices")
         }
         Err(e) => tracing::warn!(error = %e, "final delivery failed; the notices stay stored"),
+    }
+}
+
+/// Applies `policy` every `interval` until `stop`; a run that did not finish (more was old
+/// than its budget of batches) is followed by another at once.
+pub async fn retention(
+    ota: Ota,
+    policy: RetentionPolicy,
+    interval: Duration,
+    stop: CancellationToken,
+) {
+    let mut timer = tokio::time::interval(interval.max(Duration::from_secs(1)));
+    timer.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = timer.tick() => {}
+        }
+        loop {
+            match ota.apply_retention(&policy).await {
+                Ok(report) => {
+                    if report.history_deleted > 0 || report.audit_deleted > 0 {
+                        tracing::info!(
+                            history = report.history_deleted,
+                            audit = report.audit_deleted,
+                            "retention deleted old entries"
+                        );
+                    }
+                    if report.complete || stop.is_cancelled() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention failed; trying again at the next run");
+                    break;
+                }
+            }
+        }
     }
 }
 

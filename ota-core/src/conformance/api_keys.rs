@@ -25,7 +25,7 @@ fn key(tenant: TenantId, name: &str, seed: u8) -> ApiKeyRecord {
 pub async fn api_keys_create_find_and_revoke(store: Arc<dyn ApiKeyStore>) {
     let (tenant, other) = (TenantId::new(), TenantId::new());
     let k = key(tenant, "ci", 1);
-    store.create_api_key(&k).await.expect("create");
+    store.create_api_key(&k, None).await.expect("create");
     assert_eq!(
         store.api_key_by_digest(&k.digest).await.expect("by digest"),
         k
@@ -42,33 +42,33 @@ pub async fn api_keys_create_find_and_revoke(store: Arc<dyn ApiKeyStore>) {
 
     let mut same_name = key(tenant, "ci", 2);
     assert!(matches!(
-        store.create_api_key(&same_name).await,
+        store.create_api_key(&same_name, None).await,
         Err(StoreError::Conflict { .. })
     ));
     same_name.tenant_id = other;
     store
-        .create_api_key(&same_name)
+        .create_api_key(&same_name, None)
         .await
         .expect("a name is per tenant");
     let mut same_digest = key(tenant, "ci-2", 3);
     same_digest.digest = k.digest;
     assert!(matches!(
-        store.create_api_key(&same_digest).await,
+        store.create_api_key(&same_digest, None).await,
         Err(StoreError::Conflict { .. })
     ));
 
     assert!(matches!(
-        store.revoke_api_key(other, k.id, at(5)).await,
+        store.revoke_api_key(other, k.id, at(5), None).await,
         Err(StoreError::NotFound { .. })
     ));
     let revoked = store
-        .revoke_api_key(tenant, k.id, at(5))
+        .revoke_api_key(tenant, k.id, at(5), None)
         .await
         .expect("revoke");
     assert_eq!(revoked.revoked_at, Some(at(5)));
     assert!(!revoked.is_active());
     let again = store
-        .revoke_api_key(tenant, k.id, at(9))
+        .revoke_api_key(tenant, k.id, at(9), None)
         .await
         .expect("again");
     assert_eq!(again.revoked_at, Some(at(5)), "the first revocation stays");
@@ -79,7 +79,7 @@ pub async fn api_keys_create_find_and_revoke(store: Arc<dyn ApiKeyStore>) {
     assert_eq!(found.revoked_at, Some(at(5)));
     assert!(
         matches!(
-            store.create_api_key(&key(tenant, "ci", 4)).await,
+            store.create_api_key(&key(tenant, "ci", 4), None).await,
             Err(StoreError::Conflict { .. })
         ),
         "a revoked key keeps its name"
@@ -92,15 +92,15 @@ pub async fn api_key_listing_pages(store: Arc<dyn ApiKeyStore>) {
     let mut made = Vec::new();
     for i in 0..5u8 {
         let k = key(tenant, &format!("k{i}"), i);
-        store.create_api_key(&k).await.expect("create");
+        store.create_api_key(&k, None).await.expect("create");
         store
-            .create_api_key(&key(other, &format!("k{i}"), i))
+            .create_api_key(&key(other, &format!("k{i}"), i), None)
             .await
             .expect("create other");
         made.push(k);
     }
     made[1] = store
-        .revoke_api_key(tenant, made[1].id, at(3))
+        .revoke_api_key(tenant, made[1].id, at(3), None)
         .await
         .expect("revoke");
     let mut seen = Vec::new();

@@ -29,7 +29,7 @@ pub async fn campaigns_crud_and_compare_and_set(store: Arc<dyn Store>) {
     let f = Fixture::new(store.clone());
     let p = f.profile("p").await;
     let pkg = f.package(PackageKind::Firmware, "fw", "2.0");
-    store.create_package(&pkg).await.expect("package");
+    store.create_package(&pkg, None).await.expect("package");
     let c = Campaign::new(
         f.tenant,
         pkg.kind,
@@ -37,9 +37,9 @@ pub async fn campaigns_crud_and_compare_and_set(store: Arc<dyn Store>) {
         "op",
         at(0),
     );
-    store.create_campaign(&c).await.expect("create");
+    store.create_campaign(&c, None).await.expect("create");
     assert!(matches!(
-        store.create_campaign(&c).await,
+        store.create_campaign(&c, None).await,
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(store.get_campaign(f.tenant, c.id).await.expect("get"), c);
@@ -47,11 +47,14 @@ pub async fn campaigns_crud_and_compare_and_set(store: Arc<dyn Store>) {
     let mut next = c.clone();
     next.state = CampaignState::Scheduled;
     next.revision = 1;
-    store.save_campaign(&next, 0).await.expect("save");
+    store.save_campaign(&next, 0, None).await.expect("save");
     let mut stale = c.clone();
     stale.spec.name = "stale".into();
     stale.revision = 1;
-    let err = store.save_campaign(&stale, 0).await.expect_err("stale");
+    let err = store
+        .save_campaign(&stale, 0, None)
+        .await
+        .expect_err("stale");
     assert!(
         matches!(err, StoreError::PreconditionFailed { .. }),
         "{err:?}"
@@ -65,7 +68,7 @@ pub async fn campaigns_crud_and_compare_and_set(store: Arc<dyn Store>) {
         "op",
         at(0),
     );
-    store.create_campaign(&other).await.expect("create");
+    store.create_campaign(&other, None).await.expect("create");
     let scheduled = store
         .list_campaigns(
             f.tenant,
@@ -127,10 +130,10 @@ pub async fn campaign_materialization_targets_and_skips(store: Arc<dyn Store>) {
         devices.push(f.device(&p, &format!("d{i}"), &groups));
     }
     devices.push(f.device(&other_profile, "elsewhere", &[&g]));
-    store.create_devices(&devices).await.expect("devices");
+    store.create_devices(&devices, None).await.expect("devices");
     let mut pkg = f.package(PackageKind::Firmware, "fw", "2.0");
     pkg.compatibility = Compatibility::Profiles(vec![p.id]);
-    store.create_package(&pkg).await.expect("package");
+    store.create_package(&pkg, None).await.expect("package");
     // d0 already runs 2.0, d1 runs 1.0, d2 has another unfinished update.
     store
         .set_current_version(
@@ -151,7 +154,10 @@ pub async fn campaign_materialization_targets_and_skips(store: Arc<dyn Store>) {
         .await
         .expect("current");
     let busy_pkg = f.package(PackageKind::Firmware, "fw", "1.5");
-    store.create_package(&busy_pkg).await.expect("package");
+    store
+        .create_package(&busy_pkg, None)
+        .await
+        .expect("package");
     store
         .create_updates(&[f.update(&devices[2], &busy_pkg, at(0))])
         .await
@@ -178,7 +184,7 @@ pub async fn campaign_materialization_targets_and_skips(store: Arc<dyn Store>) {
         },
     ];
     let c = Campaign::new(f.tenant, pkg.kind, spec, "op", at(0));
-    store.create_campaign(&c).await.expect("campaign");
+    store.create_campaign(&c, None).await.expect("campaign");
     let done = store
         .materialize_campaign(&c, &pkg, at(10))
         .await
@@ -269,7 +275,7 @@ pub async fn campaign_materialization_targets_and_skips(store: Arc<dyn Store>) {
     );
     by_version.description = Some("only devices on 1.0".into());
     let c2 = Campaign::new(f.tenant, pkg.kind, by_version, "op", at(0));
-    store.create_campaign(&c2).await.expect("campaign");
+    store.create_campaign(&c2, None).await.expect("campaign");
     let done2 = store
         .materialize_campaign(&c2, &pkg, at(12))
         .await
@@ -284,10 +290,10 @@ pub async fn campaign_materialization_targets_and_skips(store: Arc<dyn Store>) {
         "op",
         at(0),
     );
-    store.create_campaign(&list).await.expect("campaign");
+    store.create_campaign(&list, None).await.expect("campaign");
     let unknown = crate::ids::DeviceId::new();
     assert!(store
-        .set_campaign_devices(f.tenant, list.id, &[devices[3].id, unknown])
+        .set_campaign_devices(f.tenant, list.id, &[devices[3].id, unknown], None)
         .await
         .is_err_and(|e| e.is_not_found()));
     store
@@ -295,6 +301,7 @@ pub async fn campaign_materialization_targets_and_skips(store: Arc<dyn Store>) {
             f.tenant,
             list.id,
             &[devices[3].id, devices[5].id, devices[20].id],
+            None,
         )
         .await
         .expect("list");
@@ -323,7 +330,7 @@ pub async fn campaign_stats_equal_a_recount(store: Arc<dyn Store>) {
     let p = f.profile("p").await;
     let _devices = f.devices(&p, "d", 60).await;
     let pkg = f.package(PackageKind::Firmware, "fw", "2.0");
-    store.create_package(&pkg).await.expect("package");
+    store.create_package(&pkg, None).await.expect("package");
     let mut spec = CampaignSpec::new("stats", pkg.id, selection(p.id));
     spec.waves = vec![
         Wave {
@@ -336,7 +343,7 @@ pub async fn campaign_stats_equal_a_recount(store: Arc<dyn Store>) {
         },
     ];
     let c = Campaign::new(f.tenant, pkg.kind, spec, "op", at(0));
-    store.create_campaign(&c).await.expect("campaign");
+    store.create_campaign(&c, None).await.expect("campaign");
     store
         .materialize_campaign(&c, &pkg, at(1))
         .await

@@ -86,7 +86,7 @@ pub async fn content_round_trip_and_ranges(store: Arc<dyn Store>) {
     let mut empty = f.package(PackageKind::Firmware, "empty", "1.0");
     empty.source = PackageSource::Stored;
     let empty = store
-        .create_package_with_content(empty, None, None, stream_of(&[], 10))
+        .create_package_with_content(empty, None, None, stream_of(&[], 10), None)
         .await
         .expect("empty content");
     assert_eq!(empty.size, Some(0));
@@ -112,6 +112,7 @@ pub async fn content_round_trip_and_ranges(store: Arc<dyn Store>) {
             Some(checksum_of(ChecksumAlgorithm::Crc32, &data[..1000])),
             None,
             stream_of(&data[..1000], 7),
+            None,
         )
         .await
         .expect("crc32 content");
@@ -126,7 +127,10 @@ pub async fn content_round_trip_and_ranges(store: Arc<dyn Store>) {
 
     // A package without stored content has nothing to read.
     let external = f.package(PackageKind::Firmware, "ext", "1.0");
-    store.create_package(&external).await.expect("external");
+    store
+        .create_package(&external, None)
+        .await
+        .expect("external");
     let err = store
         .read_content(f.tenant, external.id, ByteRange::FULL)
         .await
@@ -144,7 +148,13 @@ pub async fn content_mismatch_keeps_nothing(store: Arc<dyn Store>) {
 
     let wrong = checksum_of(ChecksumAlgorithm::Md5, b"something else");
     match store
-        .create_package_with_content(p.clone(), Some(wrong.clone()), None, stream_of(&data, 4096))
+        .create_package_with_content(
+            p.clone(),
+            Some(wrong.clone()),
+            None,
+            stream_of(&data, 4096),
+            None,
+        )
         .await
     {
         Err(StoreError::ChecksumMismatch(m)) => {
@@ -156,7 +166,7 @@ pub async fn content_mismatch_keeps_nothing(store: Arc<dyn Store>) {
     assert_nothing_kept(&f, &p).await;
 
     match store
-        .create_package_with_content(p.clone(), None, Some(10_000), stream_of(&data, 4096))
+        .create_package_with_content(p.clone(), None, Some(10_000), stream_of(&data, 4096), None)
         .await
     {
         Err(StoreError::TooLarge { limit }) => assert_eq!(limit, 10_000),
@@ -171,7 +181,7 @@ pub async fn content_mismatch_keeps_nothing(store: Arc<dyn Store>) {
         }),
     ]));
     let err = store
-        .create_package_with_content(p.clone(), None, None, failing)
+        .create_package_with_content(p.clone(), None, None, failing, None)
         .await
         .expect_err("failing stream");
     assert!(matches!(err, StoreError::SourceFailed { .. }), "{err:?}");
@@ -184,6 +194,7 @@ pub async fn content_mismatch_keeps_nothing(store: Arc<dyn Store>) {
             None,
             Some(data.len() as u64),
             stream_of(&data, 4096),
+            None,
         )
         .await
         .expect("upload at exactly the limit");

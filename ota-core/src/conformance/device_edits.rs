@@ -39,7 +39,7 @@ pub async fn profiles_and_groups_rename_and_delete_unless_used(store: Arc<dyn St
     let g2 = f.group("g2").await;
 
     let renamed = store
-        .rename_profile(f.tenant, p.id, "p-new")
+        .rename_profile(f.tenant, p.id, "p-new", None)
         .await
         .expect("rename");
     assert_eq!((renamed.id, renamed.name.as_str()), (p.id, "p-new"));
@@ -47,46 +47,58 @@ pub async fn profiles_and_groups_rename_and_delete_unless_used(store: Arc<dyn St
         store.get_profile(f.tenant, p.id).await.expect("get").name,
         "p-new"
     );
-    assert!(conflict(store.rename_profile(f.tenant, p.id, "p2").await));
-    assert!(not_found(store.rename_profile(other, p.id, "x").await));
+    assert!(conflict(
+        store.rename_profile(f.tenant, p.id, "p2", None).await
+    ));
+    assert!(not_found(
+        store.rename_profile(other, p.id, "x", None).await
+    ));
     store
-        .rename_profile(f.tenant, p2.id, "p")
+        .rename_profile(f.tenant, p2.id, "p", None)
         .await
         .expect("the old name is free");
     store
-        .rename_profile(f.tenant, p.id, "p-new")
+        .rename_profile(f.tenant, p.id, "p-new", None)
         .await
         .expect("same name again");
     let rg = store
-        .rename_group(f.tenant, g.id, "g-new")
+        .rename_group(f.tenant, g.id, "g-new", None)
         .await
         .expect("rename");
     assert_eq!(rg.name, "g-new");
-    assert!(conflict(store.rename_group(f.tenant, g.id, "g2").await));
-    assert!(not_found(store.rename_group(other, g.id, "x").await));
+    assert!(conflict(
+        store.rename_group(f.tenant, g.id, "g2", None).await
+    ));
+    assert!(not_found(store.rename_group(other, g.id, "x", None).await));
 
     // In use by a device: refused; by an assignment: refused.
     let d = f.device(&p, "d", &[&g]);
     store
-        .create_devices(std::slice::from_ref(&d))
+        .create_devices(std::slice::from_ref(&d), None)
         .await
         .expect("device");
-    assert!(conflict(store.delete_profile(f.tenant, p.id).await));
-    assert!(conflict(store.delete_group(f.tenant, g.id).await));
+    assert!(conflict(store.delete_profile(f.tenant, p.id, None).await));
+    assert!(conflict(store.delete_group(f.tenant, g.id, None).await));
     let pkg = f.package(PackageKind::Firmware, "fw", "1");
-    store.create_package(&pkg).await.expect("package");
+    store.create_package(&pkg, None).await.expect("package");
     store
-        .put_assignment(&assignment(&f, AssignmentTarget::Profile(p2.id), pkg.id))
+        .put_assignment(
+            &assignment(&f, AssignmentTarget::Profile(p2.id), pkg.id),
+            None,
+        )
         .await
         .expect("assign");
     store
-        .put_assignment(&assignment(&f, AssignmentTarget::Group(g2.id), pkg.id))
+        .put_assignment(
+            &assignment(&f, AssignmentTarget::Group(g2.id), pkg.id),
+            None,
+        )
         .await
         .expect("assign");
-    assert!(conflict(store.delete_profile(f.tenant, p2.id).await));
-    assert!(conflict(store.delete_group(f.tenant, g2.id).await));
-    assert!(not_found(store.delete_profile(other, p.id).await));
-    assert!(not_found(store.delete_group(other, g.id).await));
+    assert!(conflict(store.delete_profile(f.tenant, p2.id, None).await));
+    assert!(conflict(store.delete_group(f.tenant, g2.id, None).await));
+    assert!(not_found(store.delete_profile(other, p.id, None).await));
+    assert!(not_found(store.delete_group(other, g.id, None).await));
 
     // Once unused, deleted; gone from gets and lists, the name free again.
     store
@@ -94,11 +106,12 @@ pub async fn profiles_and_groups_rename_and_delete_unless_used(store: Arc<dyn St
             f.tenant,
             PackageKind::Firmware,
             AssignmentTarget::Group(g2.id),
+            None,
         )
         .await
         .expect("unassign");
     let gone = store
-        .delete_group(f.tenant, g2.id)
+        .delete_group(f.tenant, g2.id, None)
         .await
         .expect("delete group");
     assert_eq!(gone.id, g2.id);
@@ -113,23 +126,23 @@ pub async fn profiles_and_groups_rename_and_delete_unless_used(store: Arc<dyn St
     );
     f.group("g2").await;
     store
-        .set_device_groups(f.tenant, d.id, &Default::default())
+        .set_device_groups(f.tenant, d.id, &Default::default(), None)
         .await
         .expect("leave");
     store
-        .delete_group(f.tenant, g.id)
+        .delete_group(f.tenant, g.id, None)
         .await
         .expect("empty group");
     store
-        .set_device_profile(f.tenant, d.id, p2.id)
+        .set_device_profile(f.tenant, d.id, p2.id, None)
         .await
         .expect("move");
     store
-        .delete_profile(f.tenant, p.id)
+        .delete_profile(f.tenant, p.id, None)
         .await
         .expect("unused profile");
     assert!(not_found(store.get_profile(f.tenant, p.id).await));
-    assert!(not_found(store.delete_profile(f.tenant, p.id).await));
+    assert!(not_found(store.delete_profile(f.tenant, p.id, None).await));
 }
 
 /// Devices are renamed (names unique in the tenant), given a new access token (the old one
@@ -143,17 +156,19 @@ pub async fn devices_rename_delete_and_change_token(store: Arc<dyn Store>) {
     let d = f.device(&p, "d", &[&g]);
     let e = f.device(&p, "e", &[]);
     store
-        .create_devices(&[d.clone(), e.clone()])
+        .create_devices(&[d.clone(), e.clone()], None)
         .await
         .expect("devices");
 
     let renamed = store
-        .rename_device(f.tenant, d.id, "d-new")
+        .rename_device(f.tenant, d.id, "d-new", None)
         .await
         .expect("rename");
     assert_eq!((renamed.name.as_str(), renamed.groups.len()), ("d-new", 1));
-    assert!(conflict(store.rename_device(f.tenant, d.id, "e").await));
-    assert!(not_found(store.rename_device(other, d.id, "x").await));
+    assert!(conflict(
+        store.rename_device(f.tenant, d.id, "e", None).await
+    ));
+    assert!(not_found(store.rename_device(other, d.id, "x", None).await));
     let names = store
         .find_devices_by_name(f.tenant, &["d-new".into(), "d".into()])
         .await
@@ -162,7 +177,7 @@ pub async fn devices_rename_delete_and_change_token(store: Arc<dyn Store>) {
 
     let token = format!("{}-rotated", f.tenant);
     let changed = store
-        .set_device_token(f.tenant, d.id, &token)
+        .set_device_token(f.tenant, d.id, &token, None)
         .await
         .expect("token");
     assert!(
@@ -174,7 +189,7 @@ pub async fn devices_rename_delete_and_change_token(store: Arc<dyn Store>) {
         d.id
     );
     assert!(not_found(store.device_by_token(&d.access_token).await));
-    match store.set_device_token(f.tenant, e.id, &token).await {
+    match store.set_device_token(f.tenant, e.id, &token, None).await {
         Err(StoreError::Conflict { message, .. }) => assert!(message.contains(DEVICE_TAKEN)),
         other => panic!("another device's token: {other:?}"),
     }
@@ -182,16 +197,24 @@ pub async fn devices_rename_delete_and_change_token(store: Arc<dyn Store>) {
         store.device_by_token(&e.access_token).await.expect("e").id,
         e.id
     );
-    assert!(not_found(store.set_device_token(other, d.id, "x-1").await));
+    assert!(not_found(
+        store.set_device_token(other, d.id, "x-1", None).await
+    ));
 
     let pkg = f.package(PackageKind::Firmware, "fw", "1");
-    store.create_package(&pkg).await.expect("package");
+    store.create_package(&pkg, None).await.expect("package");
     store
-        .put_assignment(&assignment(&f, AssignmentTarget::Device(d.id), pkg.id))
+        .put_assignment(
+            &assignment(&f, AssignmentTarget::Device(d.id), pkg.id),
+            None,
+        )
         .await
         .expect("assign");
-    assert!(not_found(store.delete_device(other, d.id).await));
-    let gone = store.delete_device(f.tenant, d.id).await.expect("delete");
+    assert!(not_found(store.delete_device(other, d.id, None).await));
+    let gone = store
+        .delete_device(f.tenant, d.id, None)
+        .await
+        .expect("delete");
     assert_eq!(gone.id, d.id);
     assert!(not_found(store.get_device(f.tenant, d.id).await));
     assert!(not_found(store.device_by_token(&token).await));
@@ -220,12 +243,12 @@ pub async fn devices_rename_delete_and_change_token(store: Arc<dyn Store>) {
     );
     // The name and the group are free again.
     store
-        .delete_group(f.tenant, g.id)
+        .delete_group(f.tenant, g.id, None)
         .await
         .expect("empty group");
     let again = f.device(&p, "d-new", &[]);
     store
-        .create_devices(&[again])
+        .create_devices(&[again], None)
         .await
         .expect("the name is free");
 }

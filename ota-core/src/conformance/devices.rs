@@ -21,7 +21,7 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
         ..p.clone()
     };
     assert!(matches!(
-        store.create_profile(&dup_profile).await,
+        store.create_profile(&dup_profile, None).await,
         Err(StoreError::Conflict { .. })
     ));
     let dup_group = crate::device::DeviceGroup {
@@ -29,14 +29,14 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
         ..g.clone()
     };
     assert!(matches!(
-        store.create_group(&dup_group).await,
+        store.create_group(&dup_group, None).await,
         Err(StoreError::Conflict { .. })
     ));
 
     let d1 = f.device(&p, "d1", &[&g]);
     let d2 = f.device(&p, "d2", &[]);
     store
-        .create_devices(&[d1.clone(), d2.clone()])
+        .create_devices(&[d1.clone(), d2.clone()], None)
         .await
         .expect("devices");
     // Read back without the token (only its digest is stored).
@@ -76,7 +76,7 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
     let ok = f.device(&p, "d3", &[]);
     let same_name = f.device(&p, "d1", &[]);
     let err = store
-        .create_devices(&[ok.clone(), same_name])
+        .create_devices(&[ok.clone(), same_name], None)
         .await
         .expect_err("name taken");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
@@ -84,7 +84,7 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
     let mut same_token = f.device(&p, "d4", &[]);
     same_token.access_token = d1.access_token.clone();
     let err = store
-        .create_devices(&[ok.clone(), same_token])
+        .create_devices(&[ok.clone(), same_token], None)
         .await
         .expect_err("token taken");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
@@ -99,7 +99,7 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
     let mut probe = other.device(&other_profile, "probe", &[]);
     probe.access_token = d1.access_token.clone();
     let err = store
-        .create_devices(&[probe])
+        .create_devices(&[probe], None)
         .await
         .expect_err("token taken in another tenant");
     assert_eq!(err.to_string(), name_taken);
@@ -108,20 +108,20 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
     let mut twice_again = f.device(&p, "d5", &[]);
     twice_again.access_token.push('x');
     let err = store
-        .create_devices(&[twice, twice_again])
+        .create_devices(&[twice, twice_again], None)
         .await
         .expect_err("name twice in one batch");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
     let mut lost = f.device(&p, "d6", &[]);
     lost.profile_id = crate::ids::ProfileId::new();
     assert!(store
-        .create_devices(&[lost])
+        .create_devices(&[lost], None)
         .await
         .is_err_and(|e| e.is_not_found()));
     let mut lost_group = f.device(&p, "d7", &[]);
     lost_group.groups.insert(crate::ids::GroupId::new());
     assert!(store
-        .create_devices(&[lost_group])
+        .create_devices(&[lost_group], None)
         .await
         .is_err_and(|e| e.is_not_found()));
     assert!(
@@ -132,7 +132,7 @@ pub async fn devices_crud_and_uniqueness(store: Arc<dyn Store>) {
         "nothing of a refused batch is kept"
     );
     store
-        .create_devices(&[ok])
+        .create_devices(&[ok], None)
         .await
         .expect("the good device alone");
     assert_eq!(
@@ -173,7 +173,7 @@ pub async fn device_listing_pages_by_selector(store: Arc<dyn Store>) {
         let groups: Vec<_> = if i % 4 == 0 { vec![&g] } else { vec![] };
         batch.push(f.device(profile, &format!("dev{i}"), &groups));
     }
-    store.create_devices(&batch).await.expect("devices");
+    store.create_devices(&batch, None).await.expect("devices");
     for (selector, expected) in [
         (DeviceSelector::All, batch.iter().collect::<Vec<_>>()),
         (
@@ -223,12 +223,12 @@ pub async fn device_memberships_change(store: Arc<dyn Store>) {
     let b = f.group("b").await;
     let d = f.device(&p1, "d", &[&a]);
     store
-        .create_devices(std::slice::from_ref(&d))
+        .create_devices(std::slice::from_ref(&d), None)
         .await
         .expect("device");
 
     let moved = store
-        .set_device_profile(f.tenant, d.id, p2.id)
+        .set_device_profile(f.tenant, d.id, p2.id, None)
         .await
         .expect("move");
     assert_eq!(moved.profile_id, p2.id);
@@ -249,7 +249,7 @@ pub async fn device_memberships_change(store: Arc<dyn Store>) {
 
     let groups: BTreeSet<_> = [b.id].into_iter().collect();
     let regrouped = store
-        .set_device_groups(f.tenant, d.id, &groups)
+        .set_device_groups(f.tenant, d.id, &groups, None)
         .await
         .expect("groups");
     assert_eq!(regrouped.groups, groups);
@@ -279,7 +279,7 @@ pub async fn device_memberships_change(store: Arc<dyn Store>) {
 
     let unknown: BTreeSet<_> = [crate::ids::GroupId::new()].into_iter().collect();
     assert!(store
-        .set_device_groups(f.tenant, d.id, &unknown)
+        .set_device_groups(f.tenant, d.id, &unknown, None)
         .await
         .is_err_and(|e| e.is_not_found()));
     assert_eq!(
@@ -289,7 +289,7 @@ pub async fn device_memberships_change(store: Arc<dyn Store>) {
     );
     let no_profile = crate::ids::ProfileId::new();
     assert!(store
-        .set_device_profile(f.tenant, d.id, no_profile)
+        .set_device_profile(f.tenant, d.id, no_profile, None)
         .await
         .is_err_and(|e| e.is_not_found()));
 }

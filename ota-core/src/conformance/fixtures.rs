@@ -103,6 +103,7 @@ impl Fixture {
                 Some(checksum_of(ChecksumAlgorithm::Sha256, data)),
                 None,
                 stream_of(data, 1000),
+                None,
             )
             .await
             .expect("stored package")
@@ -116,7 +117,7 @@ impl Fixture {
             name: name.to_string(),
             created_at: at(0),
         };
-        self.store.create_profile(&p).await.expect("profile");
+        self.store.create_profile(&p, None).await.expect("profile");
         p
     }
 
@@ -128,7 +129,7 @@ impl Fixture {
             name: name.to_string(),
             created_at: at(0),
         };
-        self.store.create_group(&g).await.expect("group");
+        self.store.create_group(&g, None).await.expect("group");
         g
     }
 
@@ -151,7 +152,10 @@ impl Fixture {
         let devices: Vec<Device> = (0..n)
             .map(|i| self.device(profile, &format!("{prefix}{i}"), &[]))
             .collect();
-        self.store.create_devices(&devices).await.expect("devices");
+        self.store
+            .create_devices(&devices, None)
+            .await
+            .expect("devices");
         devices
     }
 

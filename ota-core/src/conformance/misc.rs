@@ -38,14 +38,14 @@ pub async fn assignments_replace_and_resolve_targets(store: Arc<dyn Store>) {
     let other = f.group("other").await;
     let d = f.device(&p, "d", &[&g1, &g2]);
     store
-        .create_devices(std::slice::from_ref(&d))
+        .create_devices(std::slice::from_ref(&d), None)
         .await
         .expect("device");
     let f1 = f.package(PackageKind::Firmware, "fw", "1");
     let f2 = f.package(PackageKind::Firmware, "fw", "2");
     let s1 = f.package(PackageKind::Software, "sw", "1");
     for pkg in [&f1, &f2, &s1] {
-        store.create_package(pkg).await.expect("package");
+        store.create_package(pkg, None).await.expect("package");
     }
 
     let on_profile = assignment(
@@ -55,7 +55,10 @@ pub async fn assignments_replace_and_resolve_targets(store: Arc<dyn Store>) {
         f1.id,
         1,
     );
-    assert_eq!(store.put_assignment(&on_profile).await.expect("put"), None);
+    assert_eq!(
+        store.put_assignment(&on_profile, None).await.expect("put"),
+        None
+    );
     let replaced = assignment(
         &f,
         PackageKind::Firmware,
@@ -64,7 +67,10 @@ pub async fn assignments_replace_and_resolve_targets(store: Arc<dyn Store>) {
         2,
     );
     assert_eq!(
-        store.put_assignment(&replaced).await.expect("replace"),
+        store
+            .put_assignment(&replaced, None)
+            .await
+            .expect("replace"),
         Some(on_profile.clone())
     );
     let on_g1 = assignment(
@@ -96,7 +102,7 @@ pub async fn assignments_replace_and_resolve_targets(store: Arc<dyn Store>) {
         6,
     );
     for a in [&on_g1, &on_other, &on_device, &software] {
-        store.put_assignment(a).await.expect("put");
+        store.put_assignment(a, None).await.expect("put");
     }
 
     let mut concerning = store
@@ -157,6 +163,7 @@ pub async fn assignments_replace_and_resolve_targets(store: Arc<dyn Store>) {
             f.tenant,
             PackageKind::Firmware,
             AssignmentTarget::Device(d.id),
+            None,
         )
         .await
         .expect("remove");
@@ -166,6 +173,7 @@ pub async fn assignments_replace_and_resolve_targets(store: Arc<dyn Store>) {
             f.tenant,
             PackageKind::Firmware,
             AssignmentTarget::Device(d.id),
+            None,
         )
         .await
         .expect("remove again");
@@ -273,7 +281,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
     let g = mine.group("g").await;
     let d = mine.device(&p, "d", &[&g]);
     store
-        .create_devices(std::slice::from_ref(&d))
+        .create_devices(std::slice::from_ref(&d), None)
         .await
         .expect("device");
     let pkg = mine.stored_package("fw", "1.0", b"content").await;
@@ -305,7 +313,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
         .await
         .is_err_and(|e| e.is_not_found()));
     assert!(store
-        .delete_package(t, pkg.id)
+        .delete_package(t, pkg.id, None)
         .await
         .is_err_and(|e| e.is_not_found()));
     assert!(store
@@ -317,7 +325,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
         .await
         .is_err_and(|e| e.is_not_found()));
     assert!(store
-        .set_device_profile(t, d.id, p.id)
+        .set_device_profile(t, d.id, p.id, None)
         .await
         .is_err_and(|e| e.is_not_found()));
     assert_eq!(
@@ -401,7 +409,7 @@ pub async fn tenant_isolation(store: Arc<dyn Store>) {
     let p_theirs = theirs.profile("p").await;
     let d_theirs = theirs.device(&p_theirs, "d", &[]);
     store
-        .create_devices(&[d_theirs])
+        .create_devices(&[d_theirs], None)
         .await
         .expect("same device name in another tenant");
     theirs.stored_package("fw", "1.0", b"content").await;
@@ -418,7 +426,7 @@ pub async fn schedules_crud_and_due(store: Arc<dyn Store>) {
     use crate::schedule::{Recurrence, Repeat, ScheduledAction, ScheduledEvent};
     let f = Fixture::new(store.clone());
     let pkg = f.package(PackageKind::Firmware, "fw", "1.0");
-    store.create_package(&pkg).await.expect("package");
+    store.create_package(&pkg, None).await.expect("package");
     let p = f.profile("p").await;
     let event = |secs: i64, name: &str| ScheduledEvent {
         id: crate::ids::ScheduleId::new(),
@@ -439,10 +447,10 @@ pub async fn schedules_crud_and_due(store: Arc<dyn Store>) {
     };
     let late = event(500, "late");
     let early = event(100, "early");
-    store.create_schedule(&late).await.expect("create");
-    store.create_schedule(&early).await.expect("create");
+    store.create_schedule(&late, None).await.expect("create");
+    store.create_schedule(&early, None).await.expect("create");
     assert!(matches!(
-        store.create_schedule(&late).await,
+        store.create_schedule(&late, None).await,
         Err(StoreError::Conflict { .. })
     ));
     assert_eq!(
@@ -475,14 +483,14 @@ pub async fn schedules_crud_and_due(store: Arc<dyn Store>) {
         revision: 1,
         ..early.clone()
     };
-    store.save_schedule(&ran, 0).await.expect("save");
+    store.save_schedule(&ran, 0, None).await.expect("save");
     let stale = ScheduledEvent {
         name: "stale".into(),
         revision: 1,
         ..early.clone()
     };
     assert!(matches!(
-        store.save_schedule(&stale, 0).await,
+        store.save_schedule(&stale, 0, None).await,
         Err(StoreError::PreconditionFailed { .. })
     ));
     assert_eq!(
@@ -506,7 +514,7 @@ pub async fn schedules_crud_and_due(store: Arc<dyn Store>) {
         .await
         .is_err_and(|e| e.is_not_found()));
     assert!(store
-        .delete_schedule(theirs, early.id)
+        .delete_schedule(theirs, early.id, None)
         .await
         .is_err_and(|e| e.is_not_found()));
     assert!(store
@@ -516,7 +524,7 @@ pub async fn schedules_crud_and_due(store: Arc<dyn Store>) {
         .items
         .is_empty());
     store
-        .delete_schedule(f.tenant, early.id)
+        .delete_schedule(f.tenant, early.id, None)
         .await
         .expect("delete");
     assert!(store

@@ -15,6 +15,7 @@
 //! a fresh store per test is what the macro does.
 
 mod api_keys;
+mod audited;
 mod campaigns;
 mod content;
 mod device_edits;
@@ -29,6 +30,7 @@ mod retention;
 mod updates;
 
 pub use api_keys::*;
+pub use audited::*;
 pub use campaigns::*;
 pub use content::*;
 pub use device_edits::*;
@@ -79,6 +81,9 @@ pub const BEHAVIOURS: &[&str] = &[
     "retention_trims_logs_in_batches",
     "retention_stops_at_a_younger_entry",
     "retention_lists_tenants_with_entries",
+    "actions_and_their_audit_entries_are_written_together",
+    "failed_actions_write_no_audit_entry",
+    "a_refused_audit_entry_refuses_its_action",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
@@ -127,6 +132,9 @@ macro_rules! store_conformance_tests {
             retention_trims_logs_in_batches,
             retention_stops_at_a_younger_entry,
             retention_lists_tenants_with_entries,
+            actions_and_their_audit_entries_are_written_together,
+            failed_actions_write_no_audit_entry,
+            a_refused_audit_entry_refuses_its_action,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

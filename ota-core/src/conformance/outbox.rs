@@ -20,7 +20,7 @@ async fn fleet(f: &Fixture, n: usize) -> (Vec<Device>, Package) {
     let p = f.profile("p").await;
     let devices = f.devices(&p, "d", n).await;
     let pkg = f.package(PackageKind::Firmware, "fw", "2.0");
-    f.store.create_package(&pkg).await.expect("package");
+    f.store.create_package(&pkg, None).await.expect("package");
     (devices, pkg)
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 pub async fn packages_crud_and_uniqueness(store: Arc<dyn Store>) {
     let f = Fixture::new(store.clone());
     let p = f.package(PackageKind::Firmware, "fw", "1.0");
-    store.create_package(&p).await.expect("create");
+    store.create_package(&p, None).await.expect("create");
     assert_eq!(store.get_package(f.tenant, p.id).await.expect("get"), p);
     let found = store
         .find_package(f.tenant, PackageKind::Firmware, "fw", "1.0")
@@ -30,30 +30,39 @@ pub async fn packages_crud_and_uniqueness(store: Arc<dyn Store>) {
 
     let clash = f.package(PackageKind::Firmware, "fw", "1.0");
     let err = store
-        .create_package(&clash)
+        .create_package(&clash, None)
         .await
         .expect_err("duplicate title and version");
     assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
-    let again = store.create_package(&p).await.expect_err("duplicate id");
+    let again = store
+        .create_package(&p, None)
+        .await
+        .expect_err("duplicate id");
     assert!(matches!(again, StoreError::Conflict { .. }), "{again:?}");
 
     let software = f.package(PackageKind::Software, "fw", "1.0");
-    store.create_package(&software).await.expect("other kind");
+    store
+        .create_package(&software, None)
+        .await
+        .expect("other kind");
 
-    store.delete_package(f.tenant, p.id).await.expect("delete");
+    store
+        .delete_package(f.tenant, p.id, None)
+        .await
+        .expect("delete");
     let gone = store
         .get_package(f.tenant, p.id)
         .await
         .expect_err("deleted");
     assert!(gone.is_not_found(), "{gone:?}");
     let twice = store
-        .delete_package(f.tenant, p.id)
+        .delete_package(f.tenant, p.id, None)
         .await
         .expect_err("deleted twice");
     assert!(twice.is_not_found(), "{twice:?}");
     // The key is free again.
     store
-        .create_package(&clash)
+        .create_package(&clash, None)
         .await
         .expect("recreate after delete");
 }
@@ -69,7 +78,7 @@ pub async fn package_listing_pages(store: Arc<dyn Store>) {
             PackageKind::Firmware
         };
         let p = f.package(kind, "pkg", &format!("1.{i}"));
-        store.create_package(&p).await.expect("create");
+        store.create_package(&p, None).await.expect("create");
         ids.insert(p.id);
     }
     let mut seen = Vec::new();
@@ -117,7 +126,7 @@ pub async fn package_delete_and_assign_are_atomic(store: Arc<dyn Store>) {
     let mut packages = Vec::new();
     for i in 0..devices.len() {
         let p = f.package(PackageKind::Firmware, "fw", &format!("1.{i}"));
-        store.create_package(&p).await.expect("package");
+        store.create_package(&p, None).await.expect("package");
         packages.push(p);
     }
     // Each pair is driven by one future: delete and assign, started together.
@@ -138,8 +147,8 @@ pub async fn package_delete_and_assign_are_atomic(store: Arc<dyn Store>) {
             };
             async move {
                 let (tenant, id) = (p.tenant_id, p.id);
-                let delete = store.delete_package(tenant, id);
-                let assign = store.put_assignment(&assignment);
+                let delete = store.delete_package(tenant, id, None);
+                let assign = store.put_assignment(&assignment, None);
                 // Alternate which one is polled first.
                 if i % 2 == 0 {
                     let (d, a) = futures_util::future::join(delete, assign).await;
@@ -188,13 +197,14 @@ pub async fn package_delete_and_assign_are_atomic(store: Arc<dyn Store>) {
                 f.tenant,
                 PackageKind::Firmware,
                 AssignmentTarget::Device(d.id),
+                None,
             )
             .await
             .expect("remove")
             .is_some()
         {
             store
-                .delete_package(f.tenant, p.id)
+                .delete_package(f.tenant, p.id, None)
                 .await
                 .expect("delete once unassigned");
         }

@@ -14,7 +14,7 @@ async fn stored_update(f: &Fixture, name: &str) -> (Device, Update) {
     let p = f.profile(&format!("p-{name}")).await;
     let device = f.devices(&p, name, 1).await.remove(0);
     let pkg = f.package(PackageKind::Firmware, &format!("fw-{name}"), "1.0");
-    f.store.create_package(&pkg).await.expect("package");
+    f.store.create_package(&pkg, None).await.expect("package");
     let u = f.update(&device, &pkg, at(0));
     f.store
         .create_updates(std::slice::from_ref(&u))

@@ -26,9 +26,10 @@ impl Ota {
         id: CampaignId,
         to: CampaignState,
         reason: String,
+        audit: super::campaigns::CampaignAudit<'_>,
     ) -> Result<Campaign, OtaError> {
         let c = self
-            .set_campaign_state(tenant, id, to, Some(reason))
+            .set_campaign_state(tenant, id, to, Some(reason), audit)
             .await?;
         self.finish_ending(&c).await?;
         Ok(c)

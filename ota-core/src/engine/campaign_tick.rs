@@ -32,7 +32,7 @@ impl Ota {
         let (tenant, id) = (c.tenant_id, c.id);
         if c.state == CampaignState::Scheduled {
             if c.spec.start_at.is_none_or(|at| at <= now) {
-                self.run_campaign(&c).await?;
+                self.run_campaign(&c, None).await?;
                 report.campaigns_started += 1;
             }
             return Ok(());
@@ -43,6 +43,7 @@ impl Ota {
                 id,
                 CampaignState::Finished,
                 "the finish time came".into(),
+                None,
             )
             .await?;
             report.campaigns_ended += 1;
@@ -67,11 +68,12 @@ impl Ota {
                                 id,
                                 CampaignState::Paused,
                                 Some(reason),
+                                None,
                             )
                             .await?;
                         }
                         ThresholdAction::Fail => {
-                            self.end_campaign(tenant, id, CampaignState::Failed, reason)
+                            self.end_campaign(tenant, id, CampaignState::Failed, reason, None)
                                 .await?;
                             report.campaigns_ended += 1;
                         }
@@ -92,7 +94,7 @@ impl Ota {
             ) {
                 let wave = c.current_wave;
                 c = self
-                    .change_campaign(tenant, id, |x| {
+                    .change_campaign(tenant, id, None, |x| {
                         if x.current_wave == wave && !x.in_last_wave() {
                             x.current_wave += 1;
                             x.wave_started_at = Some(now);
@@ -115,6 +117,7 @@ impl Ota {
                 id,
                 CampaignState::Finished,
                 Some("every device finished".into()),
+                None,
             )
             .await?;
             report.campaigns_ended += 1;

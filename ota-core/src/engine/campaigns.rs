@@ -2,6 +2,7 @@
 //! in [`super::campaign_tick`].
 
 use super::{Ota, OtaError};
+use crate::audit::AuditEntry;
 use crate::campaign::device_list::{self, SkippedRow};
 use crate::campaign::{Campaign, CampaignError, CampaignSpec, CampaignState, CampaignStats};
 use crate::device::Device;
@@ -10,6 +11,10 @@ use crate::store::{PageRequest, StoreError, UpdateFilter};
 use crate::update::{EventSource, UpdateEvent, UpdateState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+
+/// Builds the audit entry of a campaign action from the campaign as it is saved (`None`: the
+/// engine's own changes, which are not audited).
+pub(super) type CampaignAudit<'a> = Option<&'a (dyn Fn(&Campaign) -> AuditEntry + Send + Sync)>;
 
 /// Names looked up per store call while importing a device list.
 const IMPORT_BATCH: usize = 10_000;
@@ -34,15 +39,14 @@ impl Ota {
         spec.validate(self.config.campaign_max_span)?;
         let package = self.store.get_package(tenant, spec.package_id).await?;
         let campaign = Campaign::new(tenant, package.kind, spec, actor, self.now());
-        self.store.create_campaign(&campaign).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "campaign.create",
             format!("campaign {}", campaign.id),
             json!({"name": campaign.spec.name, "package": package.id}),
-        )
-        .await?;
+        );
+        self.store.create_campaign(&campaign, Some(&entry)).await?;
         Ok(campaign)
     }
 
@@ -70,8 +74,17 @@ impl Ota {
     ) -> Result<Campaign, OtaError> {
         spec.validate(self.config.campaign_max_span)?;
         let package = self.store.get_package(tenant, spec.package_id).await?;
+        let entry = |c: &Campaign| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "campaign.edit",
+                format!("campaign {id}"),
+                json!({"name": c.spec.name}),
+            )
+        };
         let updated = self
-            .change_campaign(tenant, id, |c| {
+            .change_campaign(tenant, id, Some(&entry), |c| {
                 if !c.state.is_editable() {
                     return Err(OtaError::NotAllowed {
                         action: "edit the campaign",
@@ -86,14 +99,6 @@ impl Ota {
                 Ok(())
             })
             .await?;
-        self.audit(
-            tenant,
-            actor,
-            "campaign.edit",
-            format!("campaign {id}"),
-            json!({"name": updated.spec.name}),
-        )
-        .await?;
         Ok(updated)
     }
 
@@ -180,18 +185,17 @@ impl Ota {
             }
         }
         report.skipped.sort_by_key(|r| r.line);
-        self.store
-            .set_campaign_devices(tenant, id, &accepted)
-            .await?;
         report.accepted = accepted.len() as u64;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "campaign.import_devices",
             format!("campaign {id}"),
             json!({"accepted": report.accepted, "skipped": report.skipped.len()}),
-        )
-        .await?;
+        );
+        self.store
+            .set_campaign_devices(tenant, id, &accepted, Some(&entry))
+            .await?;
         Ok(report)
     }
 
@@ -221,21 +225,22 @@ impl Ota {
                 }
             }
         }
+        let entry = |c: &Campaign| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "campaign.start",
+                format!("campaign {id}"),
+                json!({"state": c.state}),
+            )
+        };
         let result = match campaign.spec.start_at {
             Some(at) if at > now => {
-                self.set_campaign_state(tenant, id, CampaignState::Scheduled, None)
+                self.set_campaign_state(tenant, id, CampaignState::Scheduled, None, Some(&entry))
                     .await?
             }
-            _ => self.run_campaign(&campaign).await?,
+            _ => self.run_campaign(&campaign, Some(&entry)).await?,
         };
-        self.audit(
-            tenant,
-            actor,
-            "campaign.start",
-            format!("campaign {id}"),
-            json!({"state": result.state}),
-        )
-        .await?;
         Ok(result)
     }
 
@@ -246,17 +251,18 @@ impl Ota {
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<Campaign, OtaError> {
+        let entry = |_: &Campaign| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "campaign.pause",
+                format!("campaign {id}"),
+                json!({}),
+            )
+        };
         let c = self
-            .set_campaign_state(tenant, id, CampaignState::Paused, None)
+            .set_campaign_state(tenant, id, CampaignState::Paused, None, Some(&entry))
             .await?;
-        self.audit(
-            tenant,
-            actor,
-            "campaign.pause",
-            format!("campaign {id}"),
-            json!({}),
-        )
-        .await?;
         Ok(c)
     }
 
@@ -291,8 +297,17 @@ impl Ota {
         } else {
             current.threshold_baseline
         };
+        let entry = |_: &Campaign| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "campaign.resume",
+                format!("campaign {id}"),
+                json!({}),
+            )
+        };
         let c = self
-            .change_campaign(tenant, id, |c| {
+            .change_campaign(tenant, id, Some(&entry), |c| {
                 if c.state != CampaignState::Paused {
                     return Err(crate::campaign::IllegalTransition {
                         from: c.state,
@@ -306,14 +321,6 @@ impl Ota {
                 Ok(())
             })
             .await?;
-        self.audit(
-            tenant,
-            actor,
-            "campaign.resume",
-            format!("campaign {id}"),
-            json!({}),
-        )
-        .await?;
         Ok(c)
     }
 
@@ -330,6 +337,15 @@ impl Ota {
         id: CampaignId,
     ) -> Result<Campaign, OtaError> {
         let current = self.store.get_campaign(tenant, id).await?;
+        let entry = |_: &Campaign| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "campaign.stop",
+                format!("campaign {id}"),
+                json!({}),
+            )
+        };
         let c = if current.state.is_ended() {
             self.finish_ending(&current).await?;
             current
@@ -342,6 +358,9 @@ impl Ota {
                         Err(e)
                     }
                 })?;
+            // Stopped before: this stop only finished its cancelling (each cancel is in the
+            // updates' history); the entry has no write of its own to go with.
+            self.store.append_audit(&entry(&current)).await?;
             current
         } else {
             self.end_campaign(
@@ -349,17 +368,10 @@ impl Ota {
                 id,
                 CampaignState::Stopped,
                 "stopped by an operator".into(),
+                Some(&entry),
             )
             .await?
         };
-        self.audit(
-            tenant,
-            actor,
-            "campaign.stop",
-            format!("campaign {id}"),
-            json!({}),
-        )
-        .await?;
         Ok(c)
     }
 
@@ -370,17 +382,18 @@ impl Ota {
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<Campaign, OtaError> {
+        let entry = |_: &Campaign| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "campaign.archive",
+                format!("campaign {id}"),
+                json!({}),
+            )
+        };
         let c = self
-            .set_campaign_state(tenant, id, CampaignState::Archived, None)
+            .set_campaign_state(tenant, id, CampaignState::Archived, None, Some(&entry))
             .await?;
-        self.audit(
-            tenant,
-            actor,
-            "campaign.archive",
-            format!("campaign {id}"),
-            json!({}),
-        )
-        .await?;
         Ok(c)
     }
 
@@ -392,8 +405,17 @@ impl Ota {
         id: CampaignId,
     ) -> Result<Campaign, OtaError> {
         let now = self.now();
+        let entry = |c: &Campaign| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "campaign.advance_wave",
+                format!("campaign {id}"),
+                json!({"wave": c.current_wave}),
+            )
+        };
         let c = self
-            .change_campaign(tenant, id, |c| {
+            .change_campaign(tenant, id, Some(&entry), |c| {
                 if !matches!(c.state, CampaignState::Running | CampaignState::Paused) {
                     return Err(OtaError::NotAllowed {
                         action: "start the next wave",
@@ -411,14 +433,6 @@ impl Ota {
                 Ok(())
             })
             .await?;
-        self.audit(
-            tenant,
-            actor,
-            "campaign.advance_wave",
-            format!("campaign {id}"),
-            json!({"wave": c.current_wave}),
-        )
-        .await?;
         Ok(c)
     }
 
@@ -520,7 +534,11 @@ impl Ota {
     }
 
     /// Materializes a campaign's updates and makes it RUNNING.
-    pub(super) async fn run_campaign(&self, campaign: &Campaign) -> Result<Campaign, OtaError> {
+    pub(super) async fn run_campaign(
+        &self,
+        campaign: &Campaign,
+        audit: CampaignAudit<'_>,
+    ) -> Result<Campaign, OtaError> {
         campaign.state.check_transition(CampaignState::Running)?;
         let package = self
             .store
@@ -531,7 +549,7 @@ impl Ota {
             .store
             .materialize_campaign(campaign, &package, now)
             .await?;
-        self.change_campaign(campaign.tenant_id, campaign.id, |c| {
+        self.change_campaign(campaign.tenant_id, campaign.id, audit, |c| {
             c.state.check_transition(CampaignState::Running)?;
             c.state = CampaignState::Running;
             c.started_at = Some(now);
@@ -551,9 +569,10 @@ impl Ota {
         id: CampaignId,
         to: CampaignState,
         reason: Option<String>,
+        audit: CampaignAudit<'_>,
     ) -> Result<Campaign, OtaError> {
         let now = self.now();
-        self.change_campaign(tenant, id, |c| {
+        self.change_campaign(tenant, id, audit, |c| {
             c.state.check_transition(to)?;
             c.state = to;
             c.state_reason = reason.clone();
@@ -566,11 +585,12 @@ impl Ota {
     }
 
     /// Reads, changes and writes a campaign by compare-and-set, again when another writer came
-    /// first.
+    /// first; `audit` builds the entry written with the campaign (from the campaign as saved).
     pub(super) async fn change_campaign(
         &self,
         tenant: TenantId,
         id: CampaignId,
+        audit: CampaignAudit<'_>,
         mut change: impl FnMut(&mut Campaign) -> Result<(), OtaError>,
     ) -> Result<Campaign, OtaError> {
         for _ in 0..=self.config.max_cas_retries {
@@ -579,7 +599,12 @@ impl Ota {
             change(&mut next)?;
             next.revision = current.revision + 1;
             next.updated_at = self.now();
-            match self.store.save_campaign(&next, current.revision).await {
+            let entry = audit.map(|of| of(&next));
+            match self
+                .store
+                .save_campaign(&next, current.revision, entry.as_ref())
+                .await
+            {
                 Ok(()) => return Ok(next),
                 Err(StoreError::PreconditionFailed { .. }) => continue,
                 Err(e) => return Err(e.into()),

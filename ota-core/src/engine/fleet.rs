@@ -36,15 +36,14 @@ impl Ota {
             name: name.to_string(),
             created_at: self.now(),
         };
-        self.store.create_profile(&profile).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "profile.create",
             format!("profile {}", profile.id),
             json!({"name": name}),
-        )
-        .await?;
+        );
+        self.store.create_profile(&profile, Some(&entry)).await?;
         Ok(profile)
     }
 
@@ -62,15 +61,14 @@ impl Ota {
             name: name.to_string(),
             created_at: self.now(),
         };
-        self.store.create_group(&group).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "group.create",
             format!("group {}", group.id),
             json!({"name": name}),
-        )
-        .await?;
+        );
+        self.store.create_group(&group, Some(&entry)).await?;
         Ok(group)
     }
 
@@ -138,15 +136,14 @@ impl Ota {
                 });
             }
         }
-        self.store.create_devices(devices).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "device.create",
             format!("{} devices", devices.len()),
             json!({"names": devices.iter().take(100).map(|d| d.name.as_str()).collect::<Vec<_>>()}),
-        )
-        .await?;
+        );
+        self.store.create_devices(devices, Some(&entry)).await?;
         for d in devices {
             for kind in PackageKind::ALL {
                 self.reevaluate(d, kind).await?;
@@ -170,15 +167,17 @@ impl Ota {
         profile: ProfileId,
     ) -> Result<Device, OtaError> {
         self.store.get_profile(tenant, profile).await?;
-        let device = self.store.set_device_profile(tenant, id, profile).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "device.set_profile",
             format!("device {id}"),
             json!({"profile": profile}),
-        )
-        .await?;
+        );
+        let device = self
+            .store
+            .set_device_profile(tenant, id, profile, Some(&entry))
+            .await?;
         for kind in PackageKind::ALL {
             self.reevaluate(&device, kind).await?;
         }
@@ -198,15 +197,17 @@ impl Ota {
         for g in &groups {
             self.store.get_group(tenant, *g).await?;
         }
-        let device = self.store.set_device_groups(tenant, id, &groups).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "device.set_groups",
             format!("device {id}"),
             json!({"groups": groups}),
-        )
-        .await?;
+        );
+        let device = self
+            .store
+            .set_device_groups(tenant, id, &groups, Some(&entry))
+            .await?;
         for kind in PackageKind::ALL {
             self.reevaluate(&device, kind).await?;
         }
@@ -271,15 +272,17 @@ impl Ota {
     ) -> Result<DeviceProfile, OtaError> {
         check_name("profile", name)?;
         let old = self.store.get_profile(tenant, id).await?;
-        let profile = self.store.rename_profile(tenant, id, name).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "profile.rename",
             format!("profile {id}"),
             json!({"from": old.name, "to": name}),
-        )
-        .await?;
+        );
+        let profile = self
+            .store
+            .rename_profile(tenant, id, name, Some(&entry))
+            .await?;
         Ok(profile)
     }
 
@@ -291,7 +294,7 @@ impl Ota {
         tenant: TenantId,
         id: ProfileId,
     ) -> Result<DeviceProfile, OtaError> {
-        self.store.get_profile(tenant, id).await?;
+        let current = self.store.get_profile(tenant, id).await?;
         let uses = self.uses_of(tenant, AssignmentTarget::Profile(id)).await?;
         if !uses.is_empty() {
             return Err(OtaError::InUse {
@@ -299,15 +302,14 @@ impl Ota {
                 uses,
             });
         }
-        let profile = self.store.delete_profile(tenant, id).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "profile.delete",
             format!("profile {id}"),
-            json!({"name": profile.name}),
-        )
-        .await?;
+            json!({"name": current.name}),
+        );
+        let profile = self.store.delete_profile(tenant, id, Some(&entry)).await?;
         Ok(profile)
     }
 
@@ -321,15 +323,17 @@ impl Ota {
     ) -> Result<DeviceGroup, OtaError> {
         check_name("group", name)?;
         let old = self.store.get_group(tenant, id).await?;
-        let group = self.store.rename_group(tenant, id, name).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "group.rename",
             format!("group {id}"),
             json!({"from": old.name, "to": name}),
-        )
-        .await?;
+        );
+        let group = self
+            .store
+            .rename_group(tenant, id, name, Some(&entry))
+            .await?;
         Ok(group)
     }
 
@@ -341,7 +345,7 @@ impl Ota {
         tenant: TenantId,
         id: GroupId,
     ) -> Result<DeviceGroup, OtaError> {
-        self.store.get_group(tenant, id).await?;
+        let current = self.store.get_group(tenant, id).await?;
         let uses = self.uses_of(tenant, AssignmentTarget::Group(id)).await?;
         if !uses.is_empty() {
             return Err(OtaError::InUse {
@@ -349,15 +353,14 @@ impl Ota {
                 uses,
             });
         }
-        let group = self.store.delete_group(tenant, id).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "group.delete",
             format!("group {id}"),
-            json!({"name": group.name}),
-        )
-        .await?;
+            json!({"name": current.name}),
+        );
+        let group = self.store.delete_group(tenant, id, Some(&entry)).await?;
         Ok(group)
     }
 
@@ -371,15 +374,17 @@ impl Ota {
     ) -> Result<Device, OtaError> {
         check_name("device", name)?;
         let old = self.store.get_device(tenant, id).await?;
-        let device = self.store.rename_device(tenant, id, name).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "device.rename",
             format!("device {id}"),
             json!({"from": old.name, "to": name}),
-        )
-        .await?;
+        );
+        let device = self
+            .store
+            .rename_device(tenant, id, name, Some(&entry))
+            .await?;
         Ok(device)
     }
 
@@ -414,15 +419,14 @@ impl Ota {
                 assignments.push(a.id);
             }
         }
-        self.store.delete_device(tenant, id).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "device.delete",
             format!("device {id}"),
             json!({"name": device.name, "canceled_updates": canceled, "removed_assignments": assignments}),
-        )
-        .await?;
+        );
+        self.store.delete_device(tenant, id, Some(&entry)).await?;
         Ok(device)
     }
 
@@ -448,15 +452,17 @@ impl Ota {
             Some(t) => t.to_string(),
             None => generate_token(),
         };
-        let mut device = self.store.set_device_token(tenant, id, &token).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "device.set_token",
             format!("device {id}"),
             json!({"generated": generated}),
-        )
-        .await?;
+        );
+        let mut device = self
+            .store
+            .set_device_token(tenant, id, &token, Some(&entry))
+            .await?;
         device.access_token = token;
         Ok(device)
     }

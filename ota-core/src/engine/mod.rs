@@ -90,6 +90,21 @@ impl Ota {
         self.clock.now()
     }
 
+    /// The audit entry of a management action, stamped now: handed to the store write that
+    /// performs the action, which writes both in one atomic step.
+    fn audit_entry(
+        &self,
+        tenant: TenantId,
+        actor: &str,
+        action: &str,
+        target: impl Into<String>,
+        details: serde_json::Value,
+    ) -> AuditEntry {
+        AuditEntry::new(tenant, actor, action, target, self.now(), details)
+    }
+
+    /// Appends the entry of an action that has no store write of its own to carry it (an
+    /// operator's update transitions, a schedule's run report).
     async fn audit(
         &self,
         tenant: TenantId,
@@ -98,7 +113,7 @@ impl Ota {
         target: impl Into<String>,
         details: serde_json::Value,
     ) -> Result<(), OtaError> {
-        let entry = AuditEntry::new(tenant, actor, action, target, self.now(), details);
+        let entry = self.audit_entry(tenant, actor, action, target, details);
         self.store.append_audit(&entry).await?;
         Ok(())
     }

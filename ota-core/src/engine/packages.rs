@@ -156,19 +156,26 @@ impl Ota {
         let mut package = self.package_from(new, PackageSource::Stored, actor);
         package.size = None;
         package.checksum = None;
+        let entry = |stored: &Package| {
+            self.audit_entry(
+                stored.tenant_id,
+                actor,
+                "package.upload",
+                format!("package {}", stored.id),
+                json!({"title": stored.title, "version": stored.version, "kind": stored.kind,
+                       "size": stored.size, "checksum": stored.checksum}),
+            )
+        };
         let stored = self
             .store
-            .create_package_with_content(package, expected, self.config.max_package_size, content)
+            .create_package_with_content(
+                package,
+                expected,
+                self.config.max_package_size,
+                content,
+                Some(&entry),
+            )
             .await?;
-        self.audit(
-            stored.tenant_id,
-            actor,
-            "package.upload",
-            format!("package {}", stored.id),
-            json!({"title": stored.title, "version": stored.version, "kind": stored.kind,
-                   "size": stored.size, "checksum": stored.checksum}),
-        )
-        .await?;
         Ok(stored)
     }
 
@@ -188,15 +195,14 @@ impl Ota {
             },
             actor,
         );
-        self.store.create_package(&package).await?;
-        self.audit(
+        let entry = self.audit_entry(
             package.tenant_id,
             actor,
             "package.create_external",
             format!("package {}", package.id),
             json!({"title": package.title, "version": package.version, "url": url}),
-        )
-        .await?;
+        );
+        self.store.create_package(&package, Some(&entry)).await?;
         Ok(package)
     }
 
@@ -302,25 +308,24 @@ impl Ota {
         if !uses.is_empty() {
             return Err(OtaError::PackageInUse { package: id, uses });
         }
-        match self.store.delete_package(tenant, id).await {
-            Ok(()) => {}
+        let entry = self.audit_entry(
+            tenant,
+            actor,
+            "package.delete",
+            format!("package {id}"),
+            json!({"title": package.title, "version": package.version}),
+        );
+        match self.store.delete_package(tenant, id, Some(&entry)).await {
+            Ok(()) => Ok(()),
             // Assigned meanwhile (the store checks atomically with the delete).
             Err(e @ StoreError::Conflict { .. }) => {
                 let uses = self.package_uses(tenant, id).await?;
                 if uses.is_empty() {
                     return Err(e.into());
                 }
-                return Err(OtaError::PackageInUse { package: id, uses });
+                Err(OtaError::PackageInUse { package: id, uses })
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e.into()),
         }
-        self.audit(
-            tenant,
-            actor,
-            "package.delete",
-            format!("package {id}"),
-            json!({"title": package.title, "version": package.version}),
-        )
-        .await
     }
 }

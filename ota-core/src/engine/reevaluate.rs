@@ -61,16 +61,15 @@ impl Ota {
             assigned_at: self.now(),
             assigned_by: actor.to_string(),
         };
-        self.store.put_assignment(&assignment).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "assignment.set",
             target.to_string(),
             json!({"kind": package.kind, "package": package_id,
                    "title": package.title, "version": package.version}),
-        )
-        .await?;
+        );
+        self.store.put_assignment(&assignment, Some(&entry)).await?;
         self.reevaluate_target(tenant, target, package.kind).await?;
         Ok(assignment)
     }
@@ -84,16 +83,20 @@ impl Ota {
         kind: PackageKind,
         target: AssignmentTarget,
     ) -> Result<Option<Assignment>, OtaError> {
-        let removed = self.store.remove_assignment(tenant, kind, target).await?;
-        if let Some(a) = &removed {
-            self.audit(
+        let entry = |a: &Assignment| {
+            self.audit_entry(
                 tenant,
                 actor,
                 "assignment.remove",
                 target.to_string(),
                 json!({"kind": kind, "package": a.package_id}),
             )
+        };
+        let removed = self
+            .store
+            .remove_assignment(tenant, kind, target, Some(&entry))
             .await?;
+        if removed.is_some() {
             self.reevaluate_target(tenant, target, kind).await?;
         }
         Ok(removed)

@@ -40,15 +40,14 @@ impl Ota {
             updated_at: now,
             revision: 0,
         };
-        self.store.create_schedule(&event).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "schedule.create",
             format!("schedule {}", event.id),
             json!({"name": event.name}),
-        )
-        .await?;
+        );
+        self.store.create_schedule(&event, Some(&entry)).await?;
         Ok(event)
     }
 
@@ -80,15 +79,16 @@ impl Ota {
             revision: current.revision + 1,
             ..current.clone()
         };
-        self.store.save_schedule(&event, current.revision).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "schedule.edit",
             format!("schedule {id}"),
             json!({"name": event.name}),
-        )
-        .await?;
+        );
+        self.store
+            .save_schedule(&event, current.revision, Some(&entry))
+            .await?;
         Ok(event)
     }
 
@@ -99,15 +99,14 @@ impl Ota {
         tenant: TenantId,
         id: ScheduleId,
     ) -> Result<(), OtaError> {
-        self.store.delete_schedule(tenant, id).await?;
-        self.audit(
+        let entry = self.audit_entry(
             tenant,
             actor,
             "schedule.delete",
             format!("schedule {id}"),
             json!({}),
-        )
-        .await
+        );
+        Ok(self.store.delete_schedule(tenant, id, Some(&entry)).await?)
     }
 
     /// The tenant's scheduled events.
@@ -165,7 +164,7 @@ impl Ota {
                     revision: event.revision + 1,
                     ..event.clone()
                 };
-                match self.store.save_schedule(&next, event.revision).await {
+                match self.store.save_schedule(&next, event.revision, None).await {
                     Ok(()) | Err(StoreError::PreconditionFailed { .. }) => continue,
                     Err(e) => return Err(e.into()),
                 }
@@ -177,7 +176,7 @@ impl Ota {
                 revision: event.revision + 1,
                 ..event.clone()
             };
-            match self.store.save_schedule(&next, event.revision).await {
+            match self.store.save_schedule(&next, event.revision, None).await {
                 Ok(()) => {}
                 Err(StoreError::PreconditionFailed { .. }) => continue,
                 Err(e) => return Err(e.into()),
@@ -198,6 +197,7 @@ impl Ota {
                 Ok(()) => json!({"occurrence": occurrence, "ok": true}),
                 Err(e) => json!({"occurrence": occurrence, "ok": false, "error": e.to_string()}),
             };
+            // The run's report: the action itself was audited with its own write.
             self.audit(
                 event.tenant_id,
                 &actor,

@@ -1,6 +1,7 @@
 //! [`ApiKeyStore`] in memory.
 
 use super::MemoryStore;
+use crate::audit::AuditEntry;
 use crate::clock::Timestamp;
 use crate::ids::{ApiKeyId, TenantId};
 use crate::store::{ApiKeyDigest, ApiKeyRecord, ApiKeyStore, Page, PageRequest, StoreError};
@@ -27,23 +28,28 @@ impl ApiKeys {
 
 #[async_trait]
 impl ApiKeyStore for MemoryStore {
-    async fn create_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        let keys = &mut t.api_keys;
-        if keys.by_id.contains_key(&record.id) || keys.by_digest.contains_key(&record.digest) {
-            return Err(StoreError::conflict("api key", "the key exists already"));
-        }
-        let name = (record.tenant_id, record.name.clone());
-        if keys.by_name.contains_key(&name) {
-            return Err(StoreError::conflict(
-                "api key",
-                format!("the name {:?} is taken by another key", record.name),
-            ));
-        }
-        keys.by_name.insert(name, record.id);
-        keys.by_digest.insert(record.digest, record.id);
-        keys.by_id.insert(record.id, record.clone());
-        Ok(())
+    async fn create_api_key(
+        &self,
+        record: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| {
+            let keys = &mut t.api_keys;
+            if keys.by_id.contains_key(&record.id) || keys.by_digest.contains_key(&record.digest) {
+                return Err(StoreError::conflict("api key", "the key exists already"));
+            }
+            let name = (record.tenant_id, record.name.clone());
+            if keys.by_name.contains_key(&name) {
+                return Err(StoreError::conflict(
+                    "api key",
+                    format!("the name {:?} is taken by another key", record.name),
+                ));
+            }
+            keys.by_name.insert(name, record.id);
+            keys.by_digest.insert(record.digest, record.id);
+            keys.by_id.insert(record.id, record.clone());
+            Ok(())
+        })
     }
 
     async fn list_api_keys(
@@ -90,11 +96,13 @@ impl ApiKeyStore for MemoryStore {
         tenant: TenantId,
         id: ApiKeyId,
         at: Timestamp,
+        audit: Option<&AuditEntry>,
     ) -> Result<ApiKeyRecord, StoreError> {
-        let mut t = self.lock();
-        t.api_keys.get(tenant, id)?;
-        let key = t.api_keys.by_id.get_mut(&id).expect("checked above");
-        key.revoked_at.get_or_insert(at);
-        Ok(key.clone())
+        self.audited(audit, |t| {
+            t.api_keys.get(tenant, id)?;
+            let key = t.api_keys.by_id.get_mut(&id).expect("checked above");
+            key.revoked_at.get_or_insert(at);
+            Ok(key.clone())
+        })
     }
 }

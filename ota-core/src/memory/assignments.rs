@@ -2,9 +2,11 @@
 
 use super::MemoryStore;
 use crate::assignment::{Assignment, AssignmentTarget};
+use crate::audit::AuditEntry;
 use crate::device::Device;
 use crate::ids::{PackageId, TenantId};
 use crate::package::PackageKind;
+use crate::store::AuditOf;
 use crate::store::{AssignmentStore, StoreError};
 use async_trait::async_trait;
 
@@ -13,17 +15,19 @@ impl AssignmentStore for MemoryStore {
     async fn put_assignment(
         &self,
         assignment: &Assignment,
+        audit: Option<&AuditEntry>,
     ) -> Result<Option<Assignment>, StoreError> {
         let key = (assignment.tenant_id, assignment.kind, assignment.target);
-        let mut t = self.lock();
-        // Under the same lock as deletes: a package deleted before is never assigned.
-        if t.packages
-            .get(&assignment.package_id)
-            .is_none_or(|p| p.tenant_id != assignment.tenant_id)
-        {
-            return Err(StoreError::not_found("package", assignment.package_id));
-        }
-        Ok(t.assignments.insert(key, assignment.clone()))
+        self.audited(audit, |t| {
+            // Under the same lock as deletes: a package deleted before is never assigned.
+            if t.packages
+                .get(&assignment.package_id)
+                .is_none_or(|p| p.tenant_id != assignment.tenant_id)
+            {
+                return Err(StoreError::not_found("package", assignment.package_id));
+            }
+            Ok(t.assignments.insert(key, assignment.clone()))
+        })
     }
 
     async fn remove_assignment(
@@ -31,8 +35,21 @@ impl AssignmentStore for MemoryStore {
         tenant: TenantId,
         kind: PackageKind,
         target: AssignmentTarget,
+        audit: Option<AuditOf<'_, Assignment>>,
     ) -> Result<Option<Assignment>, StoreError> {
-        Ok(self.lock().assignments.remove(&(tenant, kind, target)))
+        let key = (tenant, kind, target);
+        let mut t = self.lock();
+        let Some(entry) = t.assignments.get(&key).map(|a| audit.map(|of| of(a))) else {
+            return Ok(None);
+        };
+        if let Some(entry) = &entry {
+            t.check_audit_id(entry)?;
+        }
+        let removed = t.assignments.remove(&key);
+        if let Some(entry) = entry {
+            t.insert_audit(entry);
+        }
+        Ok(removed)
     }
 
     async fn get_assignment(

@@ -2,6 +2,7 @@
 
 use super::tables::{Tables, UpdateSlot};
 use super::MemoryStore;
+use crate::audit::AuditEntry;
 use crate::campaign::rollout::plan_waves;
 use crate::campaign::{Campaign, CampaignState, CampaignStats, CampaignTarget};
 use crate::clock::Timestamp;
@@ -76,20 +77,25 @@ fn insert_update(t: &mut Tables, u: Update) {
 
 #[async_trait]
 impl CampaignStore for MemoryStore {
-    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        if t.campaigns.contains_key(&campaign.id) {
-            return Err(StoreError::conflict(
-                "campaign",
-                format!("id {} exists", campaign.id),
-            ));
-        }
-        t.tenant_campaigns
-            .entry(campaign.tenant_id)
-            .or_default()
-            .insert(campaign.id);
-        t.campaigns.insert(campaign.id, campaign.clone());
-        Ok(())
+    async fn create_campaign(
+        &self,
+        campaign: &Campaign,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| {
+            if t.campaigns.contains_key(&campaign.id) {
+                return Err(StoreError::conflict(
+                    "campaign",
+                    format!("id {} exists", campaign.id),
+                ));
+            }
+            t.tenant_campaigns
+                .entry(campaign.tenant_id)
+                .or_default()
+                .insert(campaign.id);
+            t.campaigns.insert(campaign.id, campaign.clone());
+            Ok(())
+        })
     }
 
     async fn get_campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign, StoreError> {
@@ -105,21 +111,23 @@ impl CampaignStore for MemoryStore {
         &self,
         campaign: &Campaign,
         expected_revision: u64,
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        let stored = t
-            .campaigns
-            .get_mut(&campaign.id)
-            .filter(|c| c.tenant_id == campaign.tenant_id)
-            .ok_or_else(|| StoreError::not_found("campaign", campaign.id))?;
-        if stored.revision != expected_revision {
-            return Err(StoreError::precondition(format!(
-                "campaign {} is at revision {}, not {expected_revision}",
-                campaign.id, stored.revision
-            )));
-        }
-        *stored = campaign.clone();
-        Ok(())
+        self.audited(audit, |t| {
+            let stored = t
+                .campaigns
+                .get_mut(&campaign.id)
+                .filter(|c| c.tenant_id == campaign.tenant_id)
+                .ok_or_else(|| StoreError::not_found("campaign", campaign.id))?;
+            if stored.revision != expected_revision {
+                return Err(StoreError::precondition(format!(
+                    "campaign {} is at revision {}, not {expected_revision}",
+                    campaign.id, stored.revision
+                )));
+            }
+            *stored = campaign.clone();
+            Ok(())
+        })
     }
 
     async fn list_campaigns(
@@ -205,18 +213,20 @@ impl CampaignStore for MemoryStore {
         tenant: TenantId,
         campaign: CampaignId,
         devices: &[DeviceId],
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        t.campaigns
-            .get(&campaign)
-            .filter(|c| c.tenant_id == tenant)
-            .ok_or_else(|| StoreError::not_found("campaign", campaign))?;
-        for d in devices {
-            t.device(tenant, *d)?;
-        }
-        t.campaign_devices
-            .insert(campaign, devices.iter().copied().collect());
-        Ok(())
+        self.audited(audit, |t| {
+            t.campaigns
+                .get(&campaign)
+                .filter(|c| c.tenant_id == tenant)
+                .ok_or_else(|| StoreError::not_found("campaign", campaign))?;
+            for d in devices {
+                t.device(tenant, *d)?;
+            }
+            t.campaign_devices
+                .insert(campaign, devices.iter().copied().collect());
+            Ok(())
+        })
     }
 
     async fn count_campaign_devices(

@@ -2,6 +2,7 @@
 
 use super::tables::Tables;
 use super::MemoryStore;
+use crate::audit::AuditEntry;
 use crate::device::{token_digest, Device, DeviceGroup, DeviceProfile, DEVICE_TAKEN};
 use crate::ids::{DeviceId, GroupId, ProfileId, TenantId};
 use crate::package::{PackageKind, TitleVersion};
@@ -46,22 +47,27 @@ fn page_of<T: Clone>(
 
 #[async_trait]
 impl DeviceStore for MemoryStore {
-    async fn create_profile(&self, profile: &DeviceProfile) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        let name = (profile.tenant_id, profile.name.clone());
-        if t.profiles.contains_key(&profile.id) || t.profile_names.contains_key(&name) {
-            return Err(StoreError::conflict(
-                "profile",
-                format!("a profile named {:?} exists", profile.name),
-            ));
-        }
-        t.profile_names.insert(name, profile.id);
-        t.tenant_profiles
-            .entry(profile.tenant_id)
-            .or_default()
-            .insert(profile.id, ());
-        t.profiles.insert(profile.id, profile.clone());
-        Ok(())
+    async fn create_profile(
+        &self,
+        profile: &DeviceProfile,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| {
+            let name = (profile.tenant_id, profile.name.clone());
+            if t.profiles.contains_key(&profile.id) || t.profile_names.contains_key(&name) {
+                return Err(StoreError::conflict(
+                    "profile",
+                    format!("a profile named {:?} exists", profile.name),
+                ));
+            }
+            t.profile_names.insert(name, profile.id);
+            t.tenant_profiles
+                .entry(profile.tenant_id)
+                .or_default()
+                .insert(profile.id, ());
+            t.profiles.insert(profile.id, profile.clone());
+            Ok(())
+        })
     }
 
     async fn get_profile(
@@ -96,22 +102,27 @@ impl DeviceStore for MemoryStore {
         ))
     }
 
-    async fn create_group(&self, group: &DeviceGroup) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        let name = (group.tenant_id, group.name.clone());
-        if t.groups.contains_key(&group.id) || t.group_names.contains_key(&name) {
-            return Err(StoreError::conflict(
-                "group",
-                format!("a group named {:?} exists", group.name),
-            ));
-        }
-        t.group_names.insert(name, group.id);
-        t.tenant_groups
-            .entry(group.tenant_id)
-            .or_default()
-            .insert(group.id, ());
-        t.groups.insert(group.id, group.clone());
-        Ok(())
+    async fn create_group(
+        &self,
+        group: &DeviceGroup,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| {
+            let name = (group.tenant_id, group.name.clone());
+            if t.groups.contains_key(&group.id) || t.group_names.contains_key(&name) {
+                return Err(StoreError::conflict(
+                    "group",
+                    format!("a group named {:?} exists", group.name),
+                ));
+            }
+            t.group_names.insert(name, group.id);
+            t.tenant_groups
+                .entry(group.tenant_id)
+                .or_default()
+                .insert(group.id, ());
+            t.groups.insert(group.id, group.clone());
+            Ok(())
+        })
     }
 
     async fn get_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError> {
@@ -142,51 +153,56 @@ impl DeviceStore for MemoryStore {
         ))
     }
 
-    async fn create_devices(&self, devices: &[Device]) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        let mut names = HashSet::new();
-        let mut tokens = HashSet::new();
-        let mut ids = HashSet::new();
-        for d in devices {
-            check_profile(&t, d.tenant_id, d.profile_id)?;
-            check_groups(&t, d.tenant_id, &d.groups)?;
-            if t.devices.contains_key(&d.id) || !ids.insert(d.id) {
-                return Err(StoreError::conflict(
-                    "device",
-                    format!("id {} exists", d.id),
-                ));
+    async fn create_devices(
+        &self,
+        devices: &[Device],
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| {
+            let mut names = HashSet::new();
+            let mut tokens = HashSet::new();
+            let mut ids = HashSet::new();
+            for d in devices {
+                check_profile(&t, d.tenant_id, d.profile_id)?;
+                check_groups(&t, d.tenant_id, &d.groups)?;
+                if t.devices.contains_key(&d.id) || !ids.insert(d.id) {
+                    return Err(StoreError::conflict(
+                        "device",
+                        format!("id {} exists", d.id),
+                    ));
+                }
+                let name = (d.tenant_id, d.name.clone());
+                let digest = token_digest(&d.access_token);
+                // One answer for a taken name and a taken token: no token oracle.
+                if t.device_names.contains_key(&name)
+                    || !names.insert(name)
+                    || t.tokens.contains_key(&digest)
+                    || !tokens.insert(digest)
+                {
+                    return Err(StoreError::conflict("device", DEVICE_TAKEN));
+                }
             }
-            let name = (d.tenant_id, d.name.clone());
-            let digest = token_digest(&d.access_token);
-            // One answer for a taken name and a taken token: no token oracle.
-            if t.device_names.contains_key(&name)
-                || !names.insert(name)
-                || t.tokens.contains_key(&digest)
-                || !tokens.insert(digest)
-            {
-                return Err(StoreError::conflict("device", DEVICE_TAKEN));
+            for d in devices {
+                t.device_names.insert((d.tenant_id, d.name.clone()), d.id);
+                t.tokens.insert(token_digest(&d.access_token), d.id);
+                t.tenant_devices
+                    .entry(d.tenant_id)
+                    .or_default()
+                    .insert(d.id);
+                t.profile_members
+                    .entry(d.profile_id)
+                    .or_default()
+                    .insert(d.id);
+                for g in &d.groups {
+                    t.group_members.entry(*g).or_default().insert(d.id);
+                }
+                // Only the digest is kept.
+                let mut stored = d.clone();
+                stored.access_token = String::new();
+                t.devices.insert(d.id, stored);
             }
-        }
-        for d in devices {
-            t.device_names.insert((d.tenant_id, d.name.clone()), d.id);
-            t.tokens.insert(token_digest(&d.access_token), d.id);
-            t.tenant_devices
-                .entry(d.tenant_id)
-                .or_default()
-                .insert(d.id);
-            t.profile_members
-                .entry(d.profile_id)
-                .or_default()
-                .insert(d.id);
-            for g in &d.groups {
-                t.group_members.entry(*g).or_default().insert(d.id);
-            }
-            // Only the digest is kept.
-            let mut stored = d.clone();
-            stored.access_token = String::new();
-            t.devices.insert(d.id, stored);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     async fn get_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError> {
@@ -280,20 +296,22 @@ impl DeviceStore for MemoryStore {
         tenant: TenantId,
         id: DeviceId,
         profile: ProfileId,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        let mut t = self.lock();
-        let old = t.device(tenant, id)?.profile_id;
-        check_profile(&t, tenant, profile)?;
-        if let Some(m) = t.profile_members.get_mut(&old) {
-            m.remove(&id);
-        }
-        t.profile_members.entry(profile).or_default().insert(id);
-        let device = t
-            .devices
-            .get_mut(&id)
-            .ok_or_else(|| StoreError::not_found("device", id))?;
-        device.profile_id = profile;
-        Ok(device.clone())
+        self.audited(audit, |t| {
+            let old = t.device(tenant, id)?.profile_id;
+            check_profile(&t, tenant, profile)?;
+            if let Some(m) = t.profile_members.get_mut(&old) {
+                m.remove(&id);
+            }
+            t.profile_members.entry(profile).or_default().insert(id);
+            let device = t
+                .devices
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::not_found("device", id))?;
+            device.profile_id = profile;
+            Ok(device.clone())
+        })
     }
 
     async fn set_device_groups(
@@ -301,24 +319,26 @@ impl DeviceStore for MemoryStore {
         tenant: TenantId,
         id: DeviceId,
         groups: &BTreeSet<GroupId>,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        let mut t = self.lock();
-        let old = t.device(tenant, id)?.groups.clone();
-        check_groups(&t, tenant, groups)?;
-        for g in &old {
-            if let Some(m) = t.group_members.get_mut(g) {
-                m.remove(&id);
+        self.audited(audit, |t| {
+            let old = t.device(tenant, id)?.groups.clone();
+            check_groups(&t, tenant, groups)?;
+            for g in &old {
+                if let Some(m) = t.group_members.get_mut(g) {
+                    m.remove(&id);
+                }
             }
-        }
-        for g in groups {
-            t.group_members.entry(*g).or_default().insert(id);
-        }
-        let device = t
-            .devices
-            .get_mut(&id)
-            .ok_or_else(|| StoreError::not_found("device", id))?;
-        device.groups = groups.clone();
-        Ok(device.clone())
+            for g in groups {
+                t.group_members.entry(*g).or_default().insert(id);
+            }
+            let device = t
+                .devices
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::not_found("device", id))?;
+            device.groups = groups.clone();
+            Ok(device.clone())
+        })
     }
 
     async fn set_current_version(
@@ -341,16 +361,18 @@ impl DeviceStore for MemoryStore {
         tenant: TenantId,
         id: ProfileId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceProfile, StoreError> {
-        self.lock().rename_profile(tenant, id, name)
+        self.audited(audit, |t| t.rename_profile(tenant, id, name))
     }
 
     async fn delete_profile(
         &self,
         tenant: TenantId,
         id: ProfileId,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceProfile, StoreError> {
-        self.lock().delete_profile(tenant, id)
+        self.audited(audit, |t| t.delete_profile(tenant, id))
     }
 
     async fn rename_group(
@@ -358,12 +380,18 @@ impl DeviceStore for MemoryStore {
         tenant: TenantId,
         id: GroupId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceGroup, StoreError> {
-        self.lock().rename_group(tenant, id, name)
+        self.audited(audit, |t| t.rename_group(tenant, id, name))
     }
 
-    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError> {
-        self.lock().delete_group(tenant, id)
+    async fn delete_group(
+        &self,
+        tenant: TenantId,
+        id: GroupId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<DeviceGroup, StoreError> {
+        self.audited(audit, |t| t.delete_group(tenant, id))
     }
 
     async fn rename_device(
@@ -371,12 +399,18 @@ impl DeviceStore for MemoryStore {
         tenant: TenantId,
         id: DeviceId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        self.lock().rename_device(tenant, id, name)
+        self.audited(audit, |t| t.rename_device(tenant, id, name))
     }
 
-    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError> {
-        self.lock().delete_device(tenant, id)
+    async fn delete_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<Device, StoreError> {
+        self.audited(audit, |t| t.delete_device(tenant, id))
     }
 
     async fn set_device_token(
@@ -384,7 +418,8 @@ impl DeviceStore for MemoryStore {
         tenant: TenantId,
         id: DeviceId,
         token: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError> {
-        self.lock().set_device_token(tenant, id, token)
+        self.audited(audit, |t| t.set_device_token(tenant, id, token))
     }
 }

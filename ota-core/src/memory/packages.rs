@@ -2,10 +2,11 @@
 
 use super::tables::Tables;
 use super::MemoryStore;
+use crate::audit::AuditEntry;
 use crate::checksum::{Checksum, ContentHasher};
 use crate::ids::{PackageId, TenantId};
 use crate::package::{Package, PackageKind};
-use crate::store::{ByteRange, ByteStream, PackageStore, Page, PageRequest, StoreError};
+use crate::store::{AuditOf, ByteRange, ByteStream, PackageStore, Page, PageRequest, StoreError};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -55,11 +56,16 @@ fn insert(t: &mut Tables, p: Package, content: Option<Vec<Bytes>>) {
 
 #[async_trait]
 impl PackageStore for MemoryStore {
-    async fn create_package(&self, package: &Package) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        check_new(&t, package)?;
-        insert(&mut t, package.clone(), None);
-        Ok(())
+    async fn create_package(
+        &self,
+        package: &Package,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| {
+            check_new(t, package)?;
+            insert(t, package.clone(), None);
+            Ok(())
+        })
     }
 
     async fn create_package_with_content(
@@ -68,6 +74,7 @@ impl PackageStore for MemoryStore {
         expected: Option<Checksum>,
         max_size: Option<u64>,
         mut content: ByteStream,
+        audit: Option<AuditOf<'_, Package>>,
     ) -> Result<Package, StoreError> {
         check_new(&self.lock(), &package)?;
         let mut hasher = ContentHasher::new(expected);
@@ -90,10 +97,12 @@ impl PackageStore for MemoryStore {
         package.checksum = Some(digest.checksum);
         package.sha256 = Some(digest.sha256);
         package.source = crate::package::PackageSource::Stored;
-        let mut t = self.lock();
-        check_new(&t, &package)?;
-        insert(&mut t, package.clone(), Some(chunks));
-        Ok(package)
+        let entry = audit.map(|of| of(&package));
+        self.audited(entry.as_ref(), |t| {
+            check_new(t, &package)?;
+            insert(t, package.clone(), Some(chunks));
+            Ok(package)
+        })
     }
 
     async fn get_package(&self, tenant: TenantId, id: PackageId) -> Result<Package, StoreError> {
@@ -144,29 +153,35 @@ impl PackageStore for MemoryStore {
         Ok(Page::from_overfetch(items, &page, |p| p.id.0))
     }
 
-    async fn delete_package(&self, tenant: TenantId, id: PackageId) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        let p = t
-            .packages
-            .get(&id)
-            .filter(|p| p.tenant_id == tenant)
-            .cloned()
-            .ok_or_else(|| StoreError::not_found("package", id))?;
-        // Under the same lock as assignments: an assigned package is never deleted.
-        if let Some(a) = t
-            .assignments
-            .values()
-            .find(|a| a.tenant_id == tenant && a.package_id == id)
-        {
-            return Err(in_use(id, a));
-        }
-        t.packages.remove(&id);
-        t.package_keys.remove(&key(&p));
-        t.content.remove(&id);
-        if let Some(ids) = t.tenant_packages.get_mut(&tenant) {
-            ids.remove(&id);
-        }
-        Ok(())
+    async fn delete_package(
+        &self,
+        tenant: TenantId,
+        id: PackageId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| {
+            let p = t
+                .packages
+                .get(&id)
+                .filter(|p| p.tenant_id == tenant)
+                .cloned()
+                .ok_or_else(|| StoreError::not_found("package", id))?;
+            // Under the same lock as assignments: an assigned package is never deleted.
+            if let Some(a) = t
+                .assignments
+                .values()
+                .find(|a| a.tenant_id == tenant && a.package_id == id)
+            {
+                return Err(in_use(id, a));
+            }
+            t.packages.remove(&id);
+            t.package_keys.remove(&key(&p));
+            t.content.remove(&id);
+            if let Some(ids) = t.tenant_packages.get_mut(&tenant) {
+                ids.remove(&id);
+            }
+            Ok(())
+        })
     }
 
     async fn read_content(

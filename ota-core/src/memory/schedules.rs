@@ -1,6 +1,7 @@
 //! [`ScheduleStore`] in memory.
 
 use super::MemoryStore;
+use crate::audit::AuditEntry;
 use crate::clock::Timestamp;
 use crate::ids::{ScheduleId, TenantId};
 use crate::schedule::ScheduledEvent;
@@ -9,16 +10,21 @@ use async_trait::async_trait;
 
 #[async_trait]
 impl ScheduleStore for MemoryStore {
-    async fn create_schedule(&self, event: &ScheduledEvent) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        if t.schedules.contains_key(&event.id) {
-            return Err(StoreError::conflict(
-                "schedule",
-                format!("id {} exists", event.id),
-            ));
-        }
-        t.schedules.insert(event.id, event.clone());
-        Ok(())
+    async fn create_schedule(
+        &self,
+        event: &ScheduledEvent,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| {
+            if t.schedules.contains_key(&event.id) {
+                return Err(StoreError::conflict(
+                    "schedule",
+                    format!("id {} exists", event.id),
+                ));
+            }
+            t.schedules.insert(event.id, event.clone());
+            Ok(())
+        })
     }
 
     async fn get_schedule(
@@ -38,32 +44,38 @@ impl ScheduleStore for MemoryStore {
         &self,
         event: &ScheduledEvent,
         expected_revision: u64,
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        let stored = t
-            .schedules
-            .get_mut(&event.id)
-            .filter(|e| e.tenant_id == event.tenant_id)
-            .ok_or_else(|| StoreError::not_found("schedule", event.id))?;
-        if stored.revision != expected_revision {
-            return Err(StoreError::precondition(format!(
-                "schedule {} is at revision {}, not {expected_revision}",
-                event.id, stored.revision
-            )));
-        }
-        *stored = event.clone();
-        Ok(())
+        self.audited(audit, |t| {
+            let stored = t
+                .schedules
+                .get_mut(&event.id)
+                .filter(|e| e.tenant_id == event.tenant_id)
+                .ok_or_else(|| StoreError::not_found("schedule", event.id))?;
+            if stored.revision != expected_revision {
+                return Err(StoreError::precondition(format!(
+                    "schedule {} is at revision {}, not {expected_revision}",
+                    event.id, stored.revision
+                )));
+            }
+            *stored = event.clone();
+            Ok(())
+        })
     }
 
-    async fn delete_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<(), StoreError> {
-        let mut t = self.lock();
-        match t.schedules.get(&id) {
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError> {
+        self.audited(audit, |t| match t.schedules.get(&id) {
             Some(e) if e.tenant_id == tenant => {
                 t.schedules.remove(&id);
                 Ok(())
             }
             _ => Err(StoreError::not_found("schedule", id)),
-        }
+        })
     }
 
     async fn list_schedules(

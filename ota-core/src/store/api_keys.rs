@@ -6,6 +6,7 @@
 //! accepted again.
 
 use super::{Page, PageRequest, StoreError};
+use crate::audit::AuditEntry;
 use crate::clock::Timestamp;
 use crate::ids::{ApiKeyId, TenantId};
 use async_trait::async_trait;
@@ -57,11 +58,18 @@ impl ApiKeyRecord {
 }
 
 /// Stores API keys by digest.
+///
+/// Writes that are management actions take their audit entry: see
+/// [audited writes](crate::store#audited-writes).
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
     /// Stores a new key. [`StoreError::Conflict`] when its id or digest is stored already or
     /// its name is taken by another key of the tenant (revoked keys keep their names).
-    async fn create_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn create_api_key(
+        &self,
+        record: &ApiKeyRecord,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
     /// The tenant's keys, revoked ones included, ordered by id.
     async fn list_api_keys(
         &self,
@@ -81,5 +89,6 @@ pub trait ApiKeyStore: Send + Sync {
         tenant: TenantId,
         id: ApiKeyId,
         at: Timestamp,
+        audit: Option<&AuditEntry>,
     ) -> Result<ApiKeyRecord, StoreError>;
 }

@@ -2,6 +2,7 @@
 //! statistics kept with every transition.
 
 use super::{Page, PageRequest, StoreError};
+use crate::audit::AuditEntry;
 use crate::campaign::{Campaign, CampaignState, CampaignStats};
 use crate::clock::Timestamp;
 use crate::device::Device;
@@ -38,10 +39,17 @@ pub struct Materialized {
 /// Statistics are counts per (campaign, wave, update state), changed by the store in the same
 /// atomic step as every update creation and [`transition`](super::UpdateStore::transition),
 /// so reading them never walks the campaign's updates.
+///
+/// Writes that are management actions take their audit entry: see
+/// [audited writes](crate::store#audited-writes).
 #[async_trait]
 pub trait CampaignStore: Send + Sync {
     /// Stores a new campaign. [`StoreError::Conflict`] when the id exists.
-    async fn create_campaign(&self, campaign: &Campaign) -> Result<(), StoreError>;
+    async fn create_campaign(
+        &self,
+        campaign: &Campaign,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
 
     /// The campaign `id` of `tenant`.
     async fn get_campaign(&self, tenant: TenantId, id: CampaignId) -> Result<Campaign, StoreError>;
@@ -52,6 +60,7 @@ pub trait CampaignStore: Send + Sync {
         &self,
         campaign: &Campaign,
         expected_revision: u64,
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError>;
 
     /// The tenant's campaigns in these states (empty: every state), ordered by id.
@@ -87,6 +96,7 @@ pub trait CampaignStore: Send + Sync {
         tenant: TenantId,
         campaign: CampaignId,
         devices: &[DeviceId],
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError>;
 
     /// How many devices the explicit list of a campaign holds.

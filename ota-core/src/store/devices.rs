@@ -1,6 +1,7 @@
 //! Devices, profiles, groups, memberships and access tokens.
 
 use super::{Page, PageRequest, StoreError};
+use crate::audit::AuditEntry;
 use crate::device::{Device, DeviceGroup, DeviceProfile};
 use crate::ids::{DeviceId, GroupId, ProfileId, TenantId};
 use crate::package::{PackageKind, TitleVersion};
@@ -20,10 +21,17 @@ pub enum DeviceSelector {
 }
 
 /// Stores devices, profiles and groups.
+///
+/// Writes that are management actions take their audit entry: see
+/// [audited writes](crate::store#audited-writes).
 #[async_trait]
 pub trait DeviceStore: Send + Sync {
     /// Stores a new profile; [`StoreError::Conflict`] when the name is taken in the tenant.
-    async fn create_profile(&self, profile: &DeviceProfile) -> Result<(), StoreError>;
+    async fn create_profile(
+        &self,
+        profile: &DeviceProfile,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
     /// The profile `id`.
     async fn get_profile(
         &self,
@@ -38,7 +46,11 @@ pub trait DeviceStore: Send + Sync {
     ) -> Result<Page<DeviceProfile>, StoreError>;
 
     /// Stores a new group; [`StoreError::Conflict`] when the name is taken in the tenant.
-    async fn create_group(&self, group: &DeviceGroup) -> Result<(), StoreError>;
+    async fn create_group(
+        &self,
+        group: &DeviceGroup,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
     /// The group `id`.
     async fn get_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError>;
     /// The tenant's groups, ordered by id.
@@ -51,7 +63,11 @@ pub trait DeviceStore: Send + Sync {
     /// Stores new devices, all or none. [`StoreError::Conflict`] when a name is taken in the
     /// tenant or an access token anywhere; [`StoreError::NotFound`] for an unknown profile or
     /// group.
-    async fn create_devices(&self, devices: &[Device]) -> Result<(), StoreError>;
+    async fn create_devices(
+        &self,
+        devices: &[Device],
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
     /// The device `id`.
     async fn get_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError>;
     /// The devices with these names (unknown names are left out), in no particular order.
@@ -81,6 +97,7 @@ pub trait DeviceStore: Send + Sync {
         tenant: TenantId,
         id: DeviceId,
         profile: ProfileId,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError>;
     /// Replaces a device's group memberships.
     async fn set_device_groups(
@@ -88,6 +105,7 @@ pub trait DeviceStore: Send + Sync {
         tenant: TenantId,
         id: DeviceId,
         groups: &BTreeSet<GroupId>,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError>;
     /// Records what a device reports as running for `kind`; [`StoreError::NotFound`] for an
     /// unknown device. Devices repeat their running version in many reports: writing the
@@ -106,6 +124,7 @@ pub trait DeviceStore: Send + Sync {
         tenant: TenantId,
         id: ProfileId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceProfile, StoreError>;
     /// Deletes a profile and returns it. [`StoreError::Conflict`] while a device has it or
     /// an assignment targets it, checked atomically with the delete.
@@ -113,6 +132,7 @@ pub trait DeviceStore: Send + Sync {
         &self,
         tenant: TenantId,
         id: ProfileId,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceProfile, StoreError>;
     /// Renames a group; [`StoreError::Conflict`] when the name is taken in the tenant.
     async fn rename_group(
@@ -120,20 +140,32 @@ pub trait DeviceStore: Send + Sync {
         tenant: TenantId,
         id: GroupId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<DeviceGroup, StoreError>;
     /// Deletes a group and returns it. [`StoreError::Conflict`] while it has members or an
     /// assignment targets it, checked atomically with the delete.
-    async fn delete_group(&self, tenant: TenantId, id: GroupId) -> Result<DeviceGroup, StoreError>;
+    async fn delete_group(
+        &self,
+        tenant: TenantId,
+        id: GroupId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<DeviceGroup, StoreError>;
     /// Renames a device; [`StoreError::Conflict`] when the name is taken in the tenant.
     async fn rename_device(
         &self,
         tenant: TenantId,
         id: DeviceId,
         name: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError>;
     /// Deletes a device with its group memberships and the assignments made to it, and
     /// returns it. Its updates and their history stay (the engine cancels live ones first).
-    async fn delete_device(&self, tenant: TenantId, id: DeviceId) -> Result<Device, StoreError>;
+    async fn delete_device(
+        &self,
+        tenant: TenantId,
+        id: DeviceId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<Device, StoreError>;
     /// Replaces a device's access token (the store keeps only its
     /// [`token_digest`](crate::device::token_digest)); the old one no longer finds it.
     /// [`StoreError::Conflict`] with [`DEVICE_TAKEN`](crate::device::DEVICE_TAKEN) when the
@@ -143,5 +175,6 @@ pub trait DeviceStore: Send + Sync {
         tenant: TenantId,
         id: DeviceId,
         token: &str,
+        audit: Option<&AuditEntry>,
     ) -> Result<Device, StoreError>;
 }

@@ -23,7 +23,7 @@ mod updates;
 pub use crate::ids::NoticeId;
 pub use api_keys::{ApiKeyDigest, ApiKeyRecord, ApiKeyStore};
 pub use assignments::AssignmentStore;
-pub use audit_log::AuditStore;
+pub use audit_log::{AuditOf, AuditStore};
 pub use campaigns::{skip_reason, CampaignStore, Materialized};
 pub use content::{ByteRange, ByteStream, ByteStreamExt, DEFAULT_READ_CHUNK};
 pub use devices::{DeviceSelector, DeviceStore};

@@ -1,17 +1,25 @@
 //! Package metadata and content.
 
-use super::{ByteRange, ByteStream, Page, PageRequest, StoreError};
+use super::{AuditOf, ByteRange, ByteStream, Page, PageRequest, StoreError};
+use crate::audit::AuditEntry;
 use crate::checksum::Checksum;
 use crate::ids::{PackageId, TenantId};
 use crate::package::{Package, PackageKind};
 use async_trait::async_trait;
 
 /// Stores packages and their content.
+///
+/// Writes that are management actions take their audit entry: see
+/// [audited writes](crate::store#audited-writes).
 #[async_trait]
 pub trait PackageStore: Send + Sync {
     /// Stores the metadata of a package whose bytes live elsewhere (an external URL).
     /// [`StoreError::Conflict`] when (tenant, kind, title, version) or the id exists.
-    async fn create_package(&self, package: &Package) -> Result<(), StoreError>;
+    async fn create_package(
+        &self,
+        package: &Package,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
 
     /// Stores a package and its content, read from `content` as it streams in. The checksum
     /// is verified while streaming (`expected`, or SHA256 computed when `None`); the stored
@@ -24,6 +32,7 @@ pub trait PackageStore: Send + Sync {
         expected: Option<Checksum>,
         max_size: Option<u64>,
         content: ByteStream,
+        audit: Option<AuditOf<'_, Package>>,
     ) -> Result<Package, StoreError>;
 
     /// The package `id` of `tenant`.
@@ -50,7 +59,12 @@ pub trait PackageStore: Send + Sync {
     /// refers to it, checked atomically with the delete (see
     /// [`AssignmentStore::put_assignment`](super::AssignmentStore::put_assignment)); other
     /// uses (unfinished updates, campaigns, scheduled events) are the engine's check.
-    async fn delete_package(&self, tenant: TenantId, id: PackageId) -> Result<(), StoreError>;
+    async fn delete_package(
+        &self,
+        tenant: TenantId,
+        id: PackageId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
 
     /// Streams `range` of the package's stored content. [`StoreError::NotFound`] for an
     /// unknown package or one without stored content, [`StoreError::RangeNotSatisfiable`] for

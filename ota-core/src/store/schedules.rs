@@ -1,16 +1,24 @@
 //! Scheduled events.
 
 use super::{Page, PageRequest, StoreError};
+use crate::audit::AuditEntry;
 use crate::clock::Timestamp;
 use crate::ids::{ScheduleId, TenantId};
 use crate::schedule::ScheduledEvent;
 use async_trait::async_trait;
 
 /// Stores scheduled events.
+///
+/// Writes that are management actions take their audit entry: see
+/// [audited writes](crate::store#audited-writes).
 #[async_trait]
 pub trait ScheduleStore: Send + Sync {
     /// Stores a new event. [`StoreError::Conflict`] when the id exists.
-    async fn create_schedule(&self, event: &ScheduledEvent) -> Result<(), StoreError>;
+    async fn create_schedule(
+        &self,
+        event: &ScheduledEvent,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
     /// The event `id` of `tenant`.
     async fn get_schedule(
         &self,
@@ -23,9 +31,15 @@ pub trait ScheduleStore: Send + Sync {
         &self,
         event: &ScheduledEvent,
         expected_revision: u64,
+        audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError>;
     /// Deletes the event `id`.
-    async fn delete_schedule(&self, tenant: TenantId, id: ScheduleId) -> Result<(), StoreError>;
+    async fn delete_schedule(
+        &self,
+        tenant: TenantId,
+        id: ScheduleId,
+        audit: Option<&AuditEntry>,
+    ) -> Result<(), StoreError>;
     /// The tenant's events, ordered by id.
     async fn list_schedules(
         &self,

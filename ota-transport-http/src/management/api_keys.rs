@@ -97,22 +97,21 @@ fn check_name(name: &str) -> ApiResult<()> {
     Ok(())
 }
 
-async fn audit(
+/// The audit entry of `action` on `key`, written by the key store with the action.
+fn audit_entry(
     state: &AppState,
     caller: &Caller<CanAdmin>,
     action: &str,
     key: &ApiKeyRecord,
-) -> ApiResult<()> {
-    let entry = AuditEntry::new(
+) -> AuditEntry {
+    AuditEntry::new(
         caller.tenant(),
         caller.actor(),
         action,
         format!("api_key {}", key.id),
         state.ota.now(),
         serde_json::json!({ "name": key.name, "role": key.role, "actor": actor_of(&key.name) }),
-    );
-    state.ota.store().append_audit(&entry).await?;
-    Ok(())
+    )
 }
 
 /// Create an API key; the key is in the answer, this once.
@@ -130,8 +129,10 @@ async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<IssuedApiKey>)> {
     let keys = keys(&state)?;
     check_name(&body.name)?;
-    let (record, secret) = keys.issue(caller.tenant(), &body.name, body.role).await?;
-    audit(&state, &caller, "api_key.create", &record).await?;
+    let entry = |k: &ApiKeyRecord| audit_entry(&state, &caller, "api_key.create", k);
+    let (record, secret) = keys
+        .issue(caller.tenant(), &body.name, body.role, Some(&entry))
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedApiKey {
@@ -195,8 +196,10 @@ async fn revoke_api_key(
     caller: Caller<CanAdmin>,
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<ApiKeyView>> {
-    let k = keys(&state)?.revoke(caller.tenant(), ApiKeyId(id)).await?;
-    audit(&state, &caller, "api_key.revoke", &k).await?;
+    let entry = |k: &ApiKeyRecord| audit_entry(&state, &caller, "api_key.revoke", k);
+    let k = keys(&state)?
+        .revoke(caller.tenant(), ApiKeyId(id), Some(&entry))
+        .await?;
     Ok(Json(k.try_into()?))
 }
 

@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use axum::http::HeaderMap;
 use ota_core::clock::Clock;
 use ota_core::ids::ApiKeyId;
-use ota_core::store::{ApiKeyDigest, ApiKeyRecord, ApiKeyStore, Page, PageRequest, StoreError};
+use ota_core::store::{
+    ApiKeyDigest, ApiKeyRecord, ApiKeyStore, AuditOf, Page, PageRequest, StoreError,
+};
 use ota_core::TenantId;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -52,28 +54,33 @@ impl StoredApiKeys {
 
     /// Makes a new random key for `tenant` named `name` with `role`, stores its digest and
     /// returns the record with the key: the key cannot be read back later.
-    /// [`StoreError::Conflict`] when the name is taken in the tenant.
+    /// [`StoreError::Conflict`] when the name is taken in the tenant. `audit` builds the audit
+    /// entry written with the key, in one step (see
+    /// [audited writes](ota_core::store#audited-writes)).
     pub async fn issue(
         &self,
         tenant: TenantId,
         name: &str,
         role: Role,
+        audit: Option<AuditOf<'_, ApiKeyRecord>>,
     ) -> Result<(ApiKeyRecord, String), StoreError> {
         let key = new_key();
         let record = self
-            .insert_digest(Self::digest(&key), tenant, name, role)
+            .insert_digest(Self::digest(&key), tenant, name, role, audit)
             .await?;
         Ok((record, key))
     }
 
     /// Stores a key known only by its digest (for keys kept in the platform's
     /// configuration). [`StoreError::Conflict`] when the digest or the name is stored already.
+    /// `audit` as for [`StoredApiKeys::issue`].
     pub async fn insert_digest(
         &self,
         digest: ApiKeyDigest,
         tenant: TenantId,
         name: &str,
         role: Role,
+        audit: Option<AuditOf<'_, ApiKeyRecord>>,
     ) -> Result<ApiKeyRecord, StoreError> {
         let record = ApiKeyRecord {
             id: ApiKeyId::new(),
@@ -84,7 +91,8 @@ impl StoredApiKeys {
             created_at: self.clock.now(),
             revoked_at: None,
         };
-        self.store.create_api_key(&record).await?;
+        let entry = audit.map(|of| of(&record));
+        self.store.create_api_key(&record, entry.as_ref()).await?;
         Ok(record)
     }
 
@@ -102,10 +110,21 @@ impl StoredApiKeys {
         self.store.get_api_key(tenant, id).await
     }
 
-    /// Revokes the key `id` of `tenant` now (no effect on a revoked key) and returns it.
-    pub async fn revoke(&self, tenant: TenantId, id: ApiKeyId) -> Result<ApiKeyRecord, StoreError> {
+    /// Revokes the key `id` of `tenant` now (no effect on a revoked key) and returns it;
+    /// `audit` builds the entry written with the revocation, from the key (its name and role
+    /// never change).
+    pub async fn revoke(
+        &self,
+        tenant: TenantId,
+        id: ApiKeyId,
+        audit: Option<AuditOf<'_, ApiKeyRecord>>,
+    ) -> Result<ApiKeyRecord, StoreError> {
+        let entry = match audit {
+            Some(of) => Some(of(&self.store.get_api_key(tenant, id).await?)),
+            None => None,
+        };
         self.store
-            .revoke_api_key(tenant, id, self.clock.now())
+            .revoke_api_key(tenant, id, self.clock.now(), entry.as_ref())
             .await
     }
 }
@@ -153,7 +172,10 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let keys = StoredApiKeys::new(store.clone(), Arc::new(ManualClock::at_epoch_2024()));
         let tenant = TenantId::new();
-        let (record, key) = keys.issue(tenant, "ci", Role::ReadOnly).await.unwrap();
+        let (record, key) = keys
+            .issue(tenant, "ci", Role::ReadOnly, None)
+            .await
+            .unwrap();
         assert_eq!(record.digest, StoredApiKeys::digest(&key));
         let listed = keys.list(tenant, PageRequest::first(10)).await.unwrap();
         assert!(
@@ -168,7 +190,7 @@ mod tests {
         // A second handle on the same store (another instance, a restart) knows the key.
         let again = StoredApiKeys::new(store, Arc::new(ManualClock::at_epoch_2024()));
         assert!(again.authenticate(&headers(&key)).await.is_ok());
-        keys.revoke(tenant, record.id).await.unwrap();
+        keys.revoke(tenant, record.id, None).await.unwrap();
         assert!(matches!(
             again.authenticate(&headers(&key)).await,
             Err(AuthError::Invalid(_))
@@ -177,6 +199,6 @@ mod tests {
             keys.authenticate(&headers("ota_nope")).await,
             Err(AuthError::Invalid(_))
         ));
-        assert!(keys.issue(tenant, "ci", Role::Admin).await.is_err());
+        assert!(keys.issue(tenant, "ci", Role::Admin, None).await.is_err());
     }
 }
