@@ -19,7 +19,8 @@
 //!   delivered; with none, the long-poll waits as usual (a notice written while it waits
 //!   reaches it through the store's `NOTIFY`, the tick or the periodic fallback).
 //!
-//! A request that fails leaves its claimed notices to come back when their lease lapses
+//! A device's reads look into the outbox at most every [`LOOK_EVERY`] (a look costs a
+//! statement; an idle device reads every long-poll period). A request that fails leaves its claimed notices to come back when their lease lapses
 //! (at least once). Notices of MQTT devices are untouched unless the device reads its
 //! attributes over HTTP, which supersedes them the same way: the instance holding a device's
 //! MQTT connection still delivers every notice written for it.
@@ -30,9 +31,9 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ota_core::engine::Ota;
+use ota_core::ids::NoticeId;
 use ota_core::notifier::Notice;
 use ota_core::store::{NoticeClaim, OutboxEntry};
-use ota_core::ids::NoticeId;
 use ota_core::DeviceId;
 use serde_json::{Map, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -47,6 +48,11 @@ const CLAIM_LIMIT: u32 = 16;
 const TOKEN_TTL: Duration = Duration::from_secs(60);
 /// Tokens remembered at most (the map is emptied when full).
 const TOKEN_CAPACITY: usize = 200_000;
+/// A device's reads look into the outbox at most this often. Reads are frequent (an idle
+/// device long-polls and reads its attributes every long-poll period) and the look costs a
+/// statement, while a notice left behind is rare: it waits for the device's first read
+/// after this much time (a long-poll waiting meanwhile gets it from the engine's tick).
+const LOOK_EVERY: Duration = Duration::from_secs(30);
 
 /// What the middleware needs: the engine (its store, clock and instance id) and the
 /// devices of recently seen tokens.
@@ -54,6 +60,8 @@ const TOKEN_CAPACITY: usize = 200_000;
 pub struct PolledNotices {
     ota: Ota,
     tokens: Arc<Mutex<HashMap<String, (DeviceId, Instant)>>>,
+    /// When each device's reads last looked into the outbox.
+    looked: Arc<Mutex<HashMap<DeviceId, Instant>>>,
 }
 
 impl std::fmt::Debug for PolledNotices {
@@ -139,7 +147,25 @@ impl PolledNotices {
         Self {
             ota,
             tokens: Arc::default(),
+            looked: Arc::default(),
         }
+    }
+
+    /// Whether this read of `device` looks into the outbox (see [`LOOK_EVERY`]).
+    fn due(&self, device: DeviceId) -> bool {
+        let now = Instant::now();
+        let mut looked = self.looked.lock().unwrap_or_else(|e| e.into_inner());
+        if looked
+            .get(&device)
+            .is_some_and(|at| now.duration_since(*at) < LOOK_EVERY)
+        {
+            return false;
+        }
+        if looked.len() >= TOKEN_CAPACITY {
+            looked.clear();
+        }
+        looked.insert(device, now);
+        true
     }
 
     /// The device of `token` (`None`: no such device, or the store failed; the request's
@@ -204,6 +230,9 @@ pub async fn deliver_on_read(
     let Some(device) = polled.device(&token).await else {
         return next.run(request).await;
     };
+    if !polled.due(device) {
+        return next.run(request).await;
+    }
     let claimed = polled.claim(device).await;
     if claimed.is_empty() {
         return next.run(request).await;
