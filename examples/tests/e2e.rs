@@ -17,9 +17,17 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-/// How long the whole run may take before the test gives up (not a timed assertion: the
-/// run normally ends far sooner).
-const PATIENCE: Duration = Duration::from_secs(300);
+/// How long the whole run may take before the test gives up (a hang guard, not a timed
+/// assertion: the run normally ends in a quarter of it, even on a loaded two-core machine).
+const PATIENCE: Duration = Duration::from_secs(900);
+
+/// The campaign's DOWNLOADING timeout. Not a hang guard: it is how the server catches the
+/// injected stalls, so a device that stalls on both attempts makes the run last at least
+/// twice this. It must also be far longer than a healthy download on a loaded machine (a
+/// download the server timed out but the device finished turns into a retry the tally does
+/// not expect): at 10 s a run under the load of parallel builds failed that way. A healthy
+/// download (48 KiB in 7 chunks) takes well under a second on an idle machine.
+const DOWNLOADING_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Server {
     _child: Child,
@@ -105,9 +113,13 @@ async fn fleet_over(servers: &[Server], key: &str, mqtt_devices: u64, http_devic
     ])
     .args(["--seed", "16", "--chunk-size", "8192", "--reboot-ms", "200"])
     .args(["--long-poll-secs", "5", "--until-campaign", "rollout"])
+    // A hang guard: an answer slower than this counts as a lost connection (the device
+    // goes silent and the tallies differ), so it is far beyond a loaded machine's delays.
+    .args(["--response-timeout-secs", "90"])
     .args([
         "--duration-secs",
-        "280",
+        // The simulator's own guard, inside the test's.
+        &(PATIENCE.as_secs() - 20).to_string(),
         "--json",
         "--per-device",
         "--no-progress",
@@ -133,10 +145,7 @@ async fn fleet_over(servers: &[Server], key: &str, mqtt_devices: u64, http_devic
             &profile,
             two_waves(),
             2,
-            // Long enough that a download slowed by a loaded machine is not timed out (the
-            // device would go on and report UPDATED for an attempt the server failed);
-            // stalled devices wait it out.
-            Duration::from_secs(20),
+            DOWNLOADING_TIMEOUT,
         )
         .await;
     until_event(&mut lines, "campaign_ended").await;

@@ -4,6 +4,8 @@
 use super::config::Config;
 use super::health::{self, Readiness};
 use super::metrics::{self, Metrics, MetricsState};
+use super::polled_notices::{self, PolledNotices};
+use super::store::Backend;
 use super::transports::Transports;
 use crate::dashboard::{dashboard_router_with, DashboardOptions};
 use axum::routing::get;
@@ -51,9 +53,17 @@ pub fn build(parts: RouterParts<'_>) -> Result<Router, String> {
         .transpose()
         .map_err(|e| format!("--device-rate-limit: {e}"))?;
     let device_options = DeviceApiOptions::new(transports.http.clone()).rate_limit(rate_limit);
-    let devices = device_router(ota.clone(), device_options).layer(
+    let mut devices = device_router(ota.clone(), device_options).layer(
         axum::middleware::from_fn_with_state(metrics.clone(), metrics::count_bytes_served),
     );
+    if matches!(readiness.backend, Backend::Postgres(_)) {
+        // Other instances may share the store: notices of devices that poll over HTTP are
+        // delivered by their reads (see `polled_notices`).
+        devices = devices.layer(axum::middleware::from_fn_with_state(
+            PolledNotices::new(ota.clone()),
+            polled_notices::deliver_on_read,
+        ));
+    }
 
     let http = transports.http.clone();
     let mqtt = transports.mqtt.as_ref().map(|m| m.registry().clone());

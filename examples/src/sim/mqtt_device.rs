@@ -22,6 +22,8 @@ const TELEMETRY: &str = "v1/devices/me/telemetry";
 const CHUNK_ERROR: &str = "v2/fw/error";
 /// Largest packet the device accepts (chunks included).
 const MAX_PACKET: u32 = 4 * 1024 * 1024;
+/// Most unacknowledged publishes of one device.
+const MAX_INFLIGHT: u16 = 16;
 
 enum Incoming {
     Connected,
@@ -91,6 +93,10 @@ impl MqttLink {
         options.set_clean_start(true);
         options.set_credentials(self.token.clone(), String::new());
         options.set_max_packet_size(Some(MAX_PACKET));
+        // rumqttc sizes its in-flight table by the server's Receive Maximum (up to 65,535
+        // slots per client): 10,000 devices took 22 GB and were OOM-killed. A device has a
+        // few messages in flight at most.
+        options.set_outgoing_inflight_upper_limit(MAX_INFLIGHT);
         let mut network = rumqttc::NetworkOptions::new();
         network.set_tcp_nodelay(true);
         network.set_connection_timeout(t.response_timeout.as_secs().max(1));

@@ -1,0 +1,313 @@
+//! Outbox notices of devices that poll over HTTP, when several instances share PostgreSQL.
+//!
+//! An HTTP device has no connection a notice could be pushed to: it hears of an update
+//! through a long-poll waiting when the notice is delivered, or through its next attribute
+//! read, which answers the current attributes (newer than any notice written before the
+//! read). On one instance every notice is handed to the HTTP notifier at once (dropped when
+//! no long-poll waits: the device reads its attributes when it asks). With several instances
+//! an instance delivers only what it reaches (its MQTT connections and its waiting
+//! long-polls, see [`super::notify`]), so a notice written while its device was between two
+//! requests was reached by nobody and stayed in the outbox for good.
+//!
+//! This middleware of the device API makes the device's own requests its delivery:
+//!
+//! - `GET /api/v1/{token}/attributes`: the notices waiting for the device when the request
+//!   arrives are claimed before the attributes are read, and marked delivered once the
+//!   answer (200) is built: it holds everything they announced.
+//! - `GET /api/v1/{token}/attributes/updates` (a long-poll): notices waiting when it arrives
+//!   answer it at once, merged as the long-poll merges the notices it hears, and are marked
+//!   delivered; with none, the long-poll waits as usual (a notice written while it waits
+//!   reaches it through the store's `NOTIFY`, the tick or the periodic fallback).
+//!
+//! A device's reads look into the outbox at most every [`LOOK_EVERY`] (a look costs a
+//! statement; an idle device reads every long-poll period). A request that fails leaves its claimed notices to come back when their lease lapses
+//! (at least once). Notices of MQTT devices are untouched unless the device reads its
+//! attributes over HTTP, which supersedes them the same way: the instance holding a device's
+//! MQTT connection still delivers every notice written for it.
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ota_core::engine::Ota;
+use ota_core::ids::NoticeId;
+use ota_core::notifier::Notice;
+use ota_core::store::{NoticeClaim, OutboxEntry};
+use ota_core::DeviceId;
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long claimed notices stay with a request before others may take them again.
+const LEASE_SECS: i64 = 30;
+/// Notices claimed per request at most (a device has at most one per kind).
+const CLAIM_LIMIT: u32 = 16;
+/// How long a token's device is remembered.
+const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Tokens remembered at most (the map is emptied when full).
+const TOKEN_CAPACITY: usize = 200_000;
+/// A device's reads look into the outbox at most this often. Reads are frequent (an idle
+/// device long-polls and reads its attributes every long-poll period) and the look costs a
+/// statement, while a notice left behind is rare: it waits for the device's first read
+/// after this much time (a long-poll waiting meanwhile gets it from the engine's tick).
+const LOOK_EVERY: Duration = Duration::from_secs(30);
+
+/// What the middleware needs: the engine (its store, clock and instance id) and the
+/// devices of recently seen tokens.
+#[derive(Clone)]
+pub struct PolledNotices {
+    ota: Ota,
+    tokens: Arc<Mutex<HashMap<String, (DeviceId, Instant)>>>,
+    /// When each device's reads last looked into the outbox.
+    looked: Arc<Mutex<HashMap<DeviceId, Instant>>>,
+}
+
+impl std::fmt::Debug for PolledNotices {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolledNotices").finish_non_exhaustive()
+    }
+}
+
+/// Which device request this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Read {
+    /// `GET .../attributes`.
+    Attributes,
+    /// `GET .../attributes/updates`.
+    LongPoll,
+}
+
+/// The token and kind of read of a device API request, when it is one of the two.
+fn read_of(method: &Method, path: &str) -> Option<(String, Read)> {
+    if method != Method::GET {
+        return None;
+    }
+    let rest = path.strip_prefix("/api/v1/")?;
+    let (token, what) = rest.split_once('/')?;
+    let read = match what {
+        "attributes" => Read::Attributes,
+        "attributes/updates" => Read::LongPoll,
+        _ => return None,
+    };
+    let token = percent_decode(token)?;
+    (!token.is_empty()).then_some((token, read))
+}
+
+/// `%XX`-decodes a path segment; `None` when it is not valid UTF-8 or a `%` is malformed.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// One body of attribute changes from `notices`, oldest first (ThingsBoard's
+/// `{"fw_title": .., "deleted": [..]}`), each key as its latest notice left it.
+fn merge(notices: &[OutboxEntry]) -> Map<String, Value> {
+    let mut set = Map::new();
+    let mut deleted = BTreeSet::new();
+    for entry in notices {
+        match &entry.notice {
+            Notice::Update { attributes, .. } => {
+                for (k, v) in attributes {
+                    deleted.remove(k);
+                    set.insert(k.clone(), v.clone());
+                }
+            }
+            Notice::Withdrawal { keys, .. } => {
+                for k in keys {
+                    set.remove(k);
+                    deleted.insert(k.clone());
+                }
+            }
+        }
+    }
+    if !deleted.is_empty() {
+        let keys = deleted.into_iter().map(Value::String).collect();
+        set.insert("deleted".to_string(), Value::Array(keys));
+    }
+    set
+}
+
+impl PolledNotices {
+    /// Over `ota`'s store, claiming as `ota`'s instance.
+    pub fn new(ota: Ota) -> Self {
+        Self {
+            ota,
+            tokens: Arc::default(),
+            looked: Arc::default(),
+        }
+    }
+
+    /// Whether this read of `device` looks into the outbox (see [`LOOK_EVERY`]).
+    fn due(&self, device: DeviceId) -> bool {
+        let now = Instant::now();
+        let mut looked = self.looked.lock().unwrap_or_else(|e| e.into_inner());
+        if looked
+            .get(&device)
+            .is_some_and(|at| now.duration_since(*at) < LOOK_EVERY)
+        {
+            return false;
+        }
+        if looked.len() >= TOKEN_CAPACITY {
+            looked.clear();
+        }
+        looked.insert(device, now);
+        true
+    }
+
+    /// The device of `token` (`None`: no such device, or the store failed; the request's
+    /// handler answers those).
+    async fn device(&self, token: &str) -> Option<DeviceId> {
+        let now = Instant::now();
+        if let Some((device, seen)) = self.lock().get(token) {
+            if now.duration_since(*seen) < TOKEN_TTL {
+                return Some(*device);
+            }
+        }
+        let device = self.ota.store().device_by_token(token).await.ok()?.id;
+        let mut tokens = self.lock();
+        if tokens.len() >= TOKEN_CAPACITY {
+            tokens.clear();
+        }
+        tokens.insert(token.to_string(), (device, now));
+        Some(device)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (DeviceId, Instant)>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Claims what waits in the outbox for `device` (empty on a store failure: the
+    /// request goes on as if nothing waited).
+    async fn claim(&self, device: DeviceId) -> Vec<OutboxEntry> {
+        let claim = NoticeClaim {
+            now: self.ota.now(),
+            limit: CLAIM_LIMIT,
+            owner: self.ota.config().instance_id.clone(),
+            lease: ota_core::chrono::Duration::seconds(LEASE_SECS),
+            devices: Some(vec![device]),
+        };
+        match self.ota.store().claim_notices(&claim).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                tracing::debug!(error = %e, "claiming a polling device's notices failed");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn delivered(&self, entries: &[OutboxEntry]) {
+        let ids: Vec<NoticeId> = entries.iter().map(|e| e.id).collect();
+        if let Err(e) = self.ota.store().mark_delivered(&ids).await {
+            // The lease lapses and the notices are delivered again: at least once.
+            tracing::debug!(error = %e, "marking a polling device's notices delivered failed");
+        }
+    }
+}
+
+/// The middleware (see the [module](self) documentation).
+pub async fn deliver_on_read(
+    State(polled): State<PolledNotices>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some((token, read)) = read_of(request.method(), request.uri().path()) else {
+        return next.run(request).await;
+    };
+    let Some(device) = polled.device(&token).await else {
+        return next.run(request).await;
+    };
+    if !polled.due(device) {
+        return next.run(request).await;
+    }
+    let claimed = polled.claim(device).await;
+    if claimed.is_empty() {
+        return next.run(request).await;
+    }
+    match read {
+        Read::Attributes => {
+            let response = next.run(request).await;
+            if response.status() == StatusCode::OK {
+                polled.delivered(&claimed).await;
+            }
+            response
+        }
+        Read::LongPoll => {
+            let body = serde_json::to_vec(&Value::Object(merge(&claimed))).unwrap_or_default();
+            polled.delivered(&claimed).await;
+            let mut response = (StatusCode::OK, Body::from(body)).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ota_core::{PackageKind, TenantId};
+
+    #[test]
+    fn only_the_two_attribute_reads_are_taken() {
+        let get = Method::GET;
+        assert_eq!(
+            read_of(&get, "/api/v1/abc/attributes"),
+            Some(("abc".into(), Read::Attributes))
+        );
+        assert_eq!(
+            read_of(&get, "/api/v1/a%2Fb/attributes/updates"),
+            Some(("a/b".into(), Read::LongPoll))
+        );
+        assert_eq!(read_of(&Method::POST, "/api/v1/abc/attributes"), None);
+        assert_eq!(read_of(&get, "/api/v1/abc/firmware"), None);
+        assert_eq!(read_of(&get, "/api/v1//attributes"), None);
+        assert_eq!(read_of(&get, "/api/v1/%zz/attributes"), None);
+        assert_eq!(read_of(&get, "/api/v1/%C3/attributes"), None);
+        assert_eq!(read_of(&get, "/api/ota/v1/devices"), None);
+    }
+
+    #[test]
+    fn notices_merge_like_a_long_poll() {
+        let (tenant_id, device_id) = (TenantId::new(), DeviceId::new());
+        let update = |version: &str| Notice::Update {
+            tenant_id,
+            device_id,
+            kind: PackageKind::Firmware,
+            attributes: serde_json::json!({"fw_title": "t", "fw_version": version})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        let withdrawal = Notice::Withdrawal {
+            tenant_id,
+            device_id,
+            kind: PackageKind::Software,
+            keys: vec!["sw_title".into()],
+        };
+        let now = ota_core::chrono::Utc::now();
+        let entries: Vec<OutboxEntry> = [update("1"), withdrawal, update("2")]
+            .into_iter()
+            .map(|n| OutboxEntry::new(n, now))
+            .collect();
+        assert_eq!(
+            Value::Object(merge(&entries)),
+            serde_json::json!({"fw_title": "t", "fw_version": "2", "deleted": ["sw_title"]})
+        );
+    }
+}
