@@ -111,6 +111,7 @@ async fn a_broker_restart_mid_campaign_leaves_no_device_stuck() {
     let findings = check_campaign(&store, tenant, campaign_id, &stats).await;
     findings.assert_clean("campaign");
     assert_eq!(findings.updates.len() as u64, devices);
+    eprintln!("updates that failed: {:#?}", findings.failed());
     sim_support::assert_tally_matches(&api, &campaign, &summary).await;
     eprintln!(
         "drill (broker restart): {devices} devices, {:?}, {} reconnects, {:.1} s",

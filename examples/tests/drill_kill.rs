@@ -99,6 +99,7 @@ async fn the_server_killed_at_random_moments_loses_no_attempt_and_sends_nothing_
         "every device updated: {:?}",
         findings.by_state
     );
+    eprintln!("updates that failed: {:#?}", findings.failed());
     sim_support::assert_tally_matches(&api, &campaign, &summary).await;
 
     let ids: HashMap<String, DeviceId> = api

@@ -141,6 +141,7 @@ async fn a_database_restart_mid_campaign_answers_503_and_loses_nothing() {
     let findings = check_campaign(&store, tenant, campaign_id, &stats).await;
     findings.assert_clean("campaign");
     assert_eq!(findings.updates.len() as u64, devices);
+    eprintln!("updates that failed: {:#?}", findings.failed());
     sim_support::assert_tally_matches(&api, &campaign, &summary).await;
     eprintln!(
         "drill (PostgreSQL restart): {devices} devices, {:?}, {} reconnects, {:.1} s",

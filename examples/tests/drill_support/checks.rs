@@ -35,6 +35,15 @@ pub struct Findings {
 }
 
 impl Findings {
+    /// The updates that ended FAILED: device, attempt and error.
+    pub fn failed(&self) -> Vec<String> {
+        self.updates
+            .iter()
+            .filter(|u| u.state == UpdateState::Failed)
+            .map(|u| format!("{} attempt {}: {:?}", u.device_id.0, u.attempt, u.error))
+            .collect()
+    }
+
     /// Panics with the first problems found, if any.
     pub fn assert_clean(&self, what: &str) {
         assert!(
