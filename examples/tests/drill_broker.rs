@@ -48,12 +48,16 @@ async fn a_broker_restart_mid_campaign_leaves_no_device_stuck() {
     let mut tokens = Vec::new();
     let mut file = String::from("name,token,transport\n");
     for d in imported["devices"].as_array().expect("imported devices") {
-        let (name, token) = (d["name"].as_str().unwrap(), d["access_token"].as_str().unwrap());
+        let (name, token) = (
+            d["name"].as_str().unwrap(),
+            d["access_token"].as_str().unwrap(),
+        );
         let _ = writeln!(file, "{name},{token},mqtt");
         tokens.push(token.to_string());
     }
     assert_eq!(tokens.len() as u64, devices);
-    let devices_file = std::env::temp_dir().join(format!("ota-drill-broker-{}.csv", std::process::id()));
+    let devices_file =
+        std::env::temp_dir().join(format!("ota-drill-broker-{}.csv", std::process::id()));
     std::fs::write(&devices_file, file).expect("devices file");
     drop(server);
 
@@ -62,7 +66,10 @@ async fn a_broker_restart_mid_campaign_leaves_no_device_stuck() {
     spec.mqtt_listen = None;
     spec.args.extend([
         "--mqtt-bridge-url".to_string(),
-        format!("mqtt://{BRIDGE_USER}:{BRIDGE_PASSWORD}@127.0.0.1:{}", broker.port),
+        format!(
+            "mqtt://{BRIDGE_USER}:{BRIDGE_PASSWORD}@127.0.0.1:{}",
+            broker.port
+        ),
     ]);
     let server = spec.start().await;
     let http = server.http.clone();

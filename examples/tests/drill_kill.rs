@@ -17,8 +17,7 @@ mod drill_support;
 mod sim_support;
 
 use drill_support::checks::{check_campaign, check_notices, heard_by_device};
-use drill_support::{
-    campaign_body, env_number, sim_args, Random, ServerSpec, Sim};
+use drill_support::{campaign_body, env_number, sim_args, Random, ServerSpec, Sim};
 use ota_core::{CampaignId, DeviceId, TenantId};
 use ota_store_postgres::PgStore;
 use serde_json::json;
@@ -52,7 +51,10 @@ async fn the_server_killed_at_random_moments_loses_no_attempt_and_sends_nothing_
     // notices go out, devices download and report.
     let per_second = (devices / (4 * kills.max(1) as u64)).max(20);
     let c = api
-        .post("/campaigns", campaign_body("drill", &package, &profile, per_second))
+        .post(
+            "/campaigns",
+            campaign_body("drill", &package, &profile, per_second),
+        )
         .await;
     let campaign = c["id"].as_str().expect("campaign id").to_string();
     api.post(&format!("/campaigns/{campaign}/start"), json!({}))

@@ -148,12 +148,9 @@ impl MqttLink {
                 .as_ref()
                 .map(|root| format!("{}/{token}", root.trim_end_matches('/'))),
         };
-        let jitter = name
-            .bytes()
-            .fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-            })
-            | 1;
+        let jitter = name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) | 1;
         Self {
             topics,
             heard: Arc::new(Mutex::new(Vec::new())),
@@ -194,7 +191,10 @@ impl MqttLink {
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         let topic = topics.back(String::from_utf8_lossy(&p.topic).into_owned());
                         if topic == ATTRIBUTES && is_update_notice(&p.payload) {
-                            heard.lock().unwrap_or_else(|e| e.into_inner()).push(unix_ms());
+                            heard
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(unix_ms());
                         }
                         Incoming::Message(topic, p.payload)
                     }

@@ -128,7 +128,10 @@ pub async fn check_campaign(
         f.history_entries += history.len() as u64;
         match walk(u, &history) {
             Ok(dispatched) => {
-                f.dispatches.entry(u.device_id).or_default().extend(dispatched);
+                f.dispatches
+                    .entry(u.device_id)
+                    .or_default()
+                    .extend(dispatched);
             }
             Err(why) => f.problems.push(format!(
                 "update {} of device {}: {why}; history: {:?}",
@@ -340,9 +343,14 @@ pub fn heard_by_device(
     ids: &HashMap<String, DeviceId>,
 ) -> HashMap<DeviceId, Vec<u64>> {
     let mut heard = HashMap::new();
-    for d in summary["devices_detail"].as_array().expect("per-device summary") {
+    for d in summary["devices_detail"]
+        .as_array()
+        .expect("per-device summary")
+    {
         let name = d["name"].as_str().expect("device name");
-        let id = *ids.get(name).unwrap_or_else(|| panic!("unknown device {name}"));
+        let id = *ids
+            .get(name)
+            .unwrap_or_else(|| panic!("unknown device {name}"));
         let times: Vec<u64> = d["notices_ms"]
             .as_array()
             .map(|a| a.iter().filter_map(Value::as_u64).collect())

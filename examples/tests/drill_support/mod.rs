@@ -164,7 +164,10 @@ impl ServerSpec {
             .map_err(|_| "no listening line in time".to_string())?
             .ok_or_else(|| "the server ended before listening (port taken?)".to_string())?;
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let http_addr = listening["http"].as_str().expect("http address").to_string();
+        let http_addr = listening["http"]
+            .as_str()
+            .expect("http address")
+            .to_string();
         Ok(Server {
             child,
             http: format!("http://{http_addr}"),
