@@ -176,6 +176,10 @@ impl MqttLink {
         };
         options.set_credentials(self.token.clone(), password);
         options.set_max_packet_size(Some(MAX_PACKET));
+        // rumqttc reserves a slot per in-flight message the server allows (up to 65,535 for
+        // a server that announces no receive maximum): megabytes per device. A device has a
+        // few messages in flight at most.
+        options.set_outgoing_inflight_upper_limit(16);
         let mut network = rumqttc::NetworkOptions::new();
         network.set_tcp_nodelay(true);
         network.set_connection_timeout(t.response_timeout.as_secs().max(1));
