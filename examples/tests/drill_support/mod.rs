@@ -264,8 +264,10 @@ pub fn campaign_body(name: &str, package: &str, profile: &str, per_second: u64) 
 }
 
 /// The simulator's arguments every drill shares: devices created in `profile` through the
-/// management API at `http`, small chunks, a short reboot, until `campaign` has ended.
+/// management API at `http`, small chunks, a short reboot, until `campaign` has ended;
+/// devices start at `OTA_DRILL_CONNECT_RATE` per second (2,000).
 pub fn sim_args(http: &str, key: &str, profile: &str, campaign: &str) -> Vec<String> {
+    let connect_rate = env_number("OTA_DRILL_CONNECT_RATE", 2000).to_string();
     [
         "--api",
         http,
@@ -278,7 +280,7 @@ pub fn sim_args(http: &str, key: &str, profile: &str, campaign: &str) -> Vec<Str
         "--reboot-ms",
         "100",
         "--connect-rate",
-        "2000",
+        &connect_rate,
         "--reconnect-secs",
         "60",
         "--until-campaign",
