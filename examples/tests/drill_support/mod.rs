@@ -55,7 +55,7 @@ impl Random {
     }
 
     /// The next number.
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -64,7 +64,7 @@ impl Random {
 
     /// A duration between `from` and `to` milliseconds.
     pub fn millis(&mut self, from: u64, to: u64) -> Duration {
-        Duration::from_millis(from + self.next() % (to - from).max(1))
+        Duration::from_millis(from + self.draw() % (to - from).max(1))
     }
 }
 

@@ -155,11 +155,6 @@ impl Cluster {
         self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]);
     }
 
-    /// The server's log so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("postgres.log")).unwrap_or_default()
-    }
-
     fn path(&self) -> &Path {
         &self.dir
     }
