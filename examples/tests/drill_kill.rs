@@ -25,6 +25,26 @@ use sim_support::Api;
 use std::collections::HashMap;
 use std::time::Instant;
 
+/// The campaign's state; a server still busy with its devices connecting again after a
+/// restart may answer 503 (Retry-After) for a while: asked again.
+async fn campaign_state(api: &Api, campaign: &str) -> String {
+    let url = format!("{}/campaigns/{campaign}", api.base);
+    let mut last = String::new();
+    for _ in 0..120 {
+        let answer = api.client.get(&url).bearer_auth(&api.key).send().await;
+        match answer {
+            Ok(r) if r.status().is_success() => {
+                let c: serde_json::Value = r.json().await.expect("campaign JSON");
+                return c["state"].as_str().unwrap_or_default().to_string();
+            }
+            Ok(r) => last = r.status().to_string(),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+    panic!("the campaign's state could not be read: {last}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_killed_at_random_moments_loses_no_attempt_and_sends_nothing_twice() {
     let devices = env_number("OTA_DRILL_DEVICES", 1_000);
@@ -64,7 +84,7 @@ async fn the_server_killed_at_random_moments_loses_no_attempt_and_sends_nothing_
     let mut kill_times = Vec::new();
     for n in 1..=kills {
         tokio::time::sleep(random.millis(500, 2_500)).await;
-        let state = api.get(&format!("/campaigns/{campaign}")).await["state"].clone();
+        let state = campaign_state(&api, &campaign).await;
         assert_eq!(state, "RUNNING", "kill {n} would come after the campaign");
         let gone = server.kill9().await;
         kill_times.push(gone);
