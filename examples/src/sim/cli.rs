@@ -108,6 +108,17 @@ pub struct Args {
     #[arg(long, default_value_t = 15)]
     pub response_timeout_secs: u64,
 
+    /// How long an MQTT device keeps trying to connect again after losing its connection
+    /// (a server or broker restart), seconds.
+    #[arg(long, default_value_t = 30)]
+    pub reconnect_secs: u64,
+
+    /// Bridge mode: MQTT devices talk to a broker in front of the server's bridge, on
+    /// device-scoped topics under this root (`v1/devices`: `v1/devices/{token}/telemetry`),
+    /// with the token as user name and password.
+    #[arg(long, value_name = "ROOT")]
+    pub bridge_root: Option<String>,
+
     /// Stop when this campaign (id or name) has ended (needs `--api`).
     #[arg(long, value_name = "CAMPAIGN")]
     pub until_campaign: Option<String>,

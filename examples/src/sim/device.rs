@@ -70,6 +70,11 @@ pub trait Link {
     fn forget_notices_about(&mut self, target: &Target);
     /// Says goodbye.
     async fn close(&mut self);
+    /// When each pushed update notice arrived, in Unix milliseconds (transports that keep
+    /// no such log answer nothing).
+    fn notices_heard(&self) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
 /// What every device of a run shares.
@@ -152,6 +157,7 @@ pub async fn run<L: Link>(
         card: device.fw.status.card(),
         version: device.fw.current.1.clone(),
         attempts: device.fw.attempts,
+        notices_ms: device.link.notices_heard(),
     };
     device.tally.finish(outcome);
 }
@@ -174,21 +180,32 @@ impl<L: Link> Device<L> {
             }
         }
         self.set(Status::Idle);
-        let (title, version) = self.fw.current.clone();
-        let _ = self
-            .link
-            .report(json!({"current_fw_title": title, "current_fw_version": version}))
-            .await;
+        self.announce().await;
         if let Ok(shared) = self.link.poll().await {
             self.handle(shared, true).await;
         }
         loop {
             match self.link.next().await {
                 Ok(Heard::Notice(m)) => self.handle(m, false).await,
-                Ok(Heard::Polled(m)) => self.handle(m, true).await,
+                Ok(Heard::Polled(m)) => {
+                    // Back after a lost connection: say what runs, as after a boot (a report
+                    // that was lost with the connection, UPDATED included, is not lost for
+                    // good), then look at the attributes.
+                    self.announce().await;
+                    self.handle(m, true).await
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
+    }
+
+    /// Reports the firmware the device runs.
+    async fn announce(&mut self) {
+        let (title, version) = self.fw.current.clone();
+        let _ = self
+            .link
+            .report(json!({"current_fw_title": title, "current_fw_version": version}))
+            .await;
     }
 
     async fn handle(&mut self, message: Map<String, Value>, polled: bool) {

@@ -133,6 +133,8 @@ fn start_devices(
                 port,
                 response_timeout,
                 keep_alive: Duration::from_secs(60),
+                reconnect_for: Duration::from_secs(args.reconnect_secs.max(1)),
+                bridge_root: args.bridge_root.clone(),
             })
         })
         .collect::<Result<_, _>>()?;

@@ -1,6 +1,12 @@
 //! A device on the MQTT endpoint, speaking ThingsBoard's device protocol (MQTT 5, the access
 //! token as the CONNECT username): shared attributes on `v1/devices/me/attributes`,
 //! attribute requests, `v2/fw/request/{id}/chunk/{n}` downloads, telemetry.
+//!
+//! Through a broker in front of a bridge ([`MqttTarget::bridge_root`]) the same messages
+//! travel on device-scoped topics (`v1/devices/{token}/attributes`,
+//! `v1/devices/{token}/v2/fw/request/..`) and the token is the password too, as a broker's
+//! per-device ACL wants it. A lost connection is opened again for up to
+//! [`MqttTarget::reconnect_for`]; a download resumes at the chunk it was waiting for.
 
 use super::device::{Fetch, Fetched, Heard, Link, LinkError};
 use super::firmware::{Notice, Target, SHARED_KEYS};
@@ -11,8 +17,8 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::{json, Map, Value};
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -24,6 +30,16 @@ const CHUNK_ERROR: &str = "v2/fw/error";
 const MAX_PACKET: u32 = 4 * 1024 * 1024;
 /// Most unacknowledged publishes of one device.
 const MAX_INFLIGHT: u16 = 16;
+/// How many times one download resumes after a lost connection.
+const MAX_RESUMES: u32 = 8;
+
+/// Whether a shared-attributes push names an update to install.
+fn is_update_notice(payload: &[u8]) -> bool {
+    match serde_json::from_slice(payload) {
+        Ok(Value::Object(m)) => matches!(Notice::read(&m), Ok(Notice::Update(_))),
+        _ => false,
+    }
+}
 
 enum Incoming {
     Connected,
@@ -55,6 +71,54 @@ pub struct MqttTarget {
     pub response_timeout: Duration,
     /// MQTT keepalive.
     pub keep_alive: Duration,
+    /// How long a device keeps trying to connect again after losing its connection.
+    pub reconnect_for: Duration,
+    /// Bridge mode: the root of device-scoped topics (`v1/devices`); `None` talks to an
+    /// endpoint (`v1/devices/me/..`).
+    pub bridge_root: Option<String>,
+}
+
+/// How a device's topics are spelled: endpoint form, or device-scoped under a bridge root.
+#[derive(Clone, Debug)]
+struct Topics {
+    /// `{root}/{token}` in bridge mode.
+    scope: Option<String>,
+}
+
+impl Topics {
+    /// The topic to use on the wire for `endpoint` (`v1/devices/me/..` or `v2/..`).
+    fn out(&self, endpoint: &str) -> String {
+        let Some(scope) = &self.scope else {
+            return endpoint.to_string();
+        };
+        match endpoint.strip_prefix("v1/devices/me/") {
+            Some(tail) => format!("{scope}/{tail}"),
+            None => format!("{scope}/{endpoint}"),
+        }
+    }
+
+    /// The endpoint form of a topic that came in.
+    fn back(&self, wire: String) -> String {
+        let Some(scope) = &self.scope else {
+            return wire;
+        };
+        match wire
+            .strip_prefix(scope.as_str())
+            .and_then(|t| t.strip_prefix('/'))
+        {
+            Some(v2) if v2.starts_with("v2/") => v2.to_string(),
+            Some(tail) => format!("v1/devices/me/{tail}"),
+            None => wire,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 /// One device's MQTT connection (see the module docs).
@@ -66,6 +130,11 @@ pub struct MqttLink {
     connection: Option<Connection>,
     pending: VecDeque<Map<String, Value>>,
     next_request: u64,
+    topics: Topics,
+    /// When each pushed update notice arrived (Unix milliseconds).
+    heard: Arc<Mutex<Vec<u64>>>,
+    /// Draws of the reconnect jitter.
+    jitter: u64,
 }
 
 fn lost(e: impl std::fmt::Display) -> LinkError {
@@ -75,7 +144,19 @@ fn lost(e: impl std::fmt::Display) -> LinkError {
 impl MqttLink {
     /// A device with access token `token`, not connected yet.
     pub fn new(target: MqttTarget, name: &str, token: String, tally: Arc<Tally>) -> Self {
+        let topics = Topics {
+            scope: target
+                .bridge_root
+                .as_ref()
+                .map(|root| format!("{}/{token}", root.trim_end_matches('/'))),
+        };
+        let jitter = name.bytes().fold(0x9e37_79b9_7f4a_7c15u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        }) | 1;
         Self {
+            topics,
+            heard: Arc::new(Mutex::new(Vec::new())),
+            jitter,
             target,
             token,
             client_id: format!("ota-sim-{name}"),
@@ -91,7 +172,11 @@ impl MqttLink {
         let mut options = MqttOptions::new(&self.client_id, &t.host, t.port);
         options.set_keep_alive(t.keep_alive);
         options.set_clean_start(true);
-        options.set_credentials(self.token.clone(), String::new());
+        let password = match t.bridge_root {
+            Some(_) => self.token.clone(),
+            None => String::new(),
+        };
+        options.set_credentials(self.token.clone(), password);
         options.set_max_packet_size(Some(MAX_PACKET));
         // rumqttc sizes its in-flight table by the server's Receive Maximum (up to 65,535
         // slots per client): 10,000 devices took 22 GB and were OOM-killed. A device has a
@@ -103,13 +188,21 @@ impl MqttLink {
         options.set_network_options(network);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let (tx, rx) = mpsc::unbounded_channel();
+        let (topics, heard) = (self.topics.clone(), self.heard.clone());
         let poller = tokio::spawn(async move {
             loop {
                 let seen = match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => Incoming::Connected,
                     Ok(Event::Incoming(Packet::SubAck(_))) => Incoming::Subscribed,
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        Incoming::Message(String::from_utf8_lossy(&p.topic).into_owned(), p.payload)
+                        let topic = topics.back(String::from_utf8_lossy(&p.topic).into_owned());
+                        if topic == ATTRIBUTES && is_update_notice(&p.payload) {
+                            heard
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(unix_ms());
+                        }
+                        Incoming::Message(topic, p.payload)
                     }
                     Ok(Event::Incoming(Packet::Disconnect(d))) => {
                         Incoming::Closed(format!("disconnected by the server: {:?}", d.reason_code))
@@ -139,7 +232,7 @@ impl MqttLink {
             CHUNK_ERROR,
         ]
         .into_iter()
-        .map(|f| Filter::new(f, QoS::AtLeastOnce));
+        .map(|f| Filter::new(self.topics.out(f), QoS::AtLeastOnce));
         connection
             .client
             .subscribe_many(filters)
@@ -154,23 +247,31 @@ impl MqttLink {
         }
     }
 
+    /// Connects again, trying for up to [`MqttTarget::reconnect_for`] with a growing,
+    /// jittered pause (a fleet that lost its server does not come back all at once).
     async fn reconnect(&mut self) -> Result<(), LinkError> {
         self.connection = None;
+        let give_up = Instant::now() + self.target.reconnect_for;
         let mut backoff = Duration::from_millis(100);
-        for _ in 0..8 {
-            match self.open().await {
+        loop {
+            let why = match self.open().await {
                 Ok(c) => {
                     self.connection = Some(c);
                     self.tally.reconnected();
                     return Ok(());
                 }
-                Err(_) => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(3));
-                }
+                Err(LinkError::Lost(why) | LinkError::Refused(why)) => why,
+            };
+            self.jitter ^= self.jitter << 13;
+            self.jitter ^= self.jitter >> 7;
+            self.jitter ^= self.jitter << 17;
+            let pause = backoff / 2 + backoff.mul_f64((self.jitter % 1000) as f64 / 1000.0);
+            if Instant::now() + pause > give_up {
+                return Err(lost(format!("could not connect again: {why}")));
             }
+            tokio::time::sleep(pause).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
-        Err(lost("could not connect again"))
     }
 
     async fn connected(&mut self) -> Result<&mut Connection, LinkError> {
@@ -182,12 +283,26 @@ impl MqttLink {
             .ok_or_else(|| lost("not connected"))
     }
 
+    /// Publishes on `topic` (endpoint form). When the connection's event loop is gone (the
+    /// server or broker went away), connects again and publishes once more.
     async fn publish(&mut self, topic: String, payload: Vec<u8>) -> Result<(), LinkError> {
-        let c = self.connected().await?;
-        c.client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .map_err(lost)
+        let topic = self.topics.out(&topic);
+        let mut why = String::new();
+        for _ in 0..2 {
+            let c = self.connected().await?;
+            match c
+                .client
+                .publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    why = e.to_string();
+                    self.connection = None;
+                }
+            }
+        }
+        Err(lost(why))
     }
 
     /// The next message on `topic`; attribute pushes seen meanwhile are kept, stale
@@ -299,6 +414,7 @@ impl Link for MqttLink {
         let mut content = Vec::with_capacity(target.size.unwrap_or(0) as usize);
         let mut dropped = false;
         let mut chunk = 0u64;
+        let mut resumes = 0;
         loop {
             let have = content.len() as u64;
             if have >= size {
@@ -316,14 +432,30 @@ impl Link for MqttLink {
             }
             // The chunk size is sent with every request: whichever connection (or server
             // instance) answers needs no memory of earlier requests.
-            self.publish(
-                format!("v2/fw/request/{request}/chunk/{chunk}"),
-                chunk_size.to_string().into_bytes(),
-            )
-            .await?;
-            let bytes = self
-                .wait_for(&format!("v2/fw/response/{request}/chunk/{chunk}"))
-                .await?;
+            let asked = self
+                .publish(
+                    format!("v2/fw/request/{request}/chunk/{chunk}"),
+                    chunk_size.to_string().into_bytes(),
+                )
+                .await;
+            let answer = match asked {
+                Ok(()) => {
+                    self.wait_for(&format!("v2/fw/response/{request}/chunk/{chunk}"))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            let bytes = match answer {
+                Ok(bytes) => bytes,
+                // The server (or the broker) went away: connect again and ask for the same
+                // chunk, a few times per download.
+                Err(LinkError::Lost(_)) if resumes < MAX_RESUMES => {
+                    resumes += 1;
+                    self.reconnect().await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             self.tally.downloaded(bytes.len() as u64);
             content.extend_from_slice(&bytes);
             if bytes.len() < chunk_size {
@@ -362,5 +494,9 @@ impl Link for MqttLink {
         if let Some(c) = self.connection.take() {
             let _ = c.client.try_disconnect();
         }
+    }
+
+    fn notices_heard(&self) -> Vec<u64> {
+        self.heard.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }

@@ -86,6 +86,9 @@ pub struct DeviceOutcome {
     pub version: String,
     /// Update attempts it made.
     pub attempts: u32,
+    /// When each pushed update notice arrived (Unix milliseconds; MQTT devices only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices_ms: Vec<u64>,
 }
 
 /// Counters shared by every device task.

@@ -24,7 +24,7 @@ impl Api {
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Value {
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Value {
         let response = request
             .bearer_auth(&self.key)
             .send()

@@ -1,0 +1,153 @@
+//! The PostgreSQL restart drill: `ota-server` on a private PostgreSQL cluster the test
+//! starts (initdb + pg_ctl on a free port; skipped, saying so, when no PostgreSQL server
+//! binaries are installed) runs a campaign over `ota-sim` MQTT devices; the test stops the
+//! cluster mid-campaign.
+//!
+//! While it is down, the management API and the device HTTP API answer 503 with a
+//! `Retry-After` header and a JSON body saying why (never 500, never a hang). When it is back
+//! the engine goes on by itself: the campaign finishes, every update is settled, the
+//! statistics equal a recount and every update's history is a path of the state machine.
+
+mod drill_support;
+mod sim_support;
+
+use drill_support::checks::check_campaign;
+use drill_support::postgres::Cluster;
+use drill_support::{campaign_body, env_number, sim_args, ServerSpec, Sim};
+use ota_core::{CampaignId, TenantId};
+use ota_store_postgres::testing::TestDatabase;
+use ota_store_postgres::PgStore;
+use serde_json::{json, Value};
+use sim_support::Api;
+use std::time::{Duration, Instant};
+
+/// A request that must be refused with 503 while the database is down.
+async fn assert_unavailable(request: reqwest::RequestBuilder, what: &str) {
+    let response = request
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{what}: no answer while the database is down: {e}"));
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.text().await.unwrap_or_default();
+    assert_eq!(status, 503, "{what} while the database is down: {body}");
+    let seconds: Option<u64> = retry_after.as_deref().and_then(|s| s.parse().ok());
+    assert!(
+        seconds.is_some_and(|s| s > 0),
+        "{what}: Retry-After {retry_after:?}"
+    );
+    let json: Value = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("{what}: the 503 body is not JSON ({e}): {body}"));
+    assert!(
+        json["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{what}: no message in {json}"
+    );
+    eprintln!("{what}: 503, Retry-After {seconds:?}, {json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_mid_campaign_answers_503_and_loses_nothing() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let devices = env_number("OTA_DRILL_PG_DEVICES", 300);
+    let db = TestDatabase {
+        url: cluster.url(),
+        schema: "drill".into(),
+    };
+    let key = format!("drill-pg-{}", std::process::id());
+    let mut spec = ServerSpec::new(&db.url, &db.schema, &key, "drill-pg");
+    let server = spec.start().await;
+    let http = server.http.clone();
+    let api = Api::new(&http, &key);
+    let profile = api.profile("drill").await;
+    let package = api.upload("drill-fw", "2.0.0", 40 * 1024 + 11).await;
+    // A device outside the campaign, for the device API's answer.
+    let bystanders = api.profile("bystanders").await;
+    let token = format!("bystander-{}", std::process::id());
+    api.post(
+        "/devices",
+        json!({"name": "bystander", "profile_id": bystanders, "access_token": token}),
+    )
+    .await;
+
+    let mut args = sim_args(&http, &key, "drill", "drill");
+    args.extend(["--mqtt".into(), server.mqtt.clone().expect("MQTT endpoint")]);
+    args.extend(["--mqtt-devices".into(), devices.to_string()]);
+    let mut sim = Sim::start(&args);
+    sim.until("devices").await;
+    sim.until("connected").await;
+    let c = api
+        .post(
+            "/campaigns",
+            campaign_body("drill", &package, &profile, (devices / 8).max(10)),
+        )
+        .await;
+    let campaign = c["id"].as_str().expect("campaign id").to_string();
+    api.post(&format!("/campaigns/{campaign}/start"), json!({}))
+        .await;
+    let started = Instant::now();
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.stop_server();
+    eprintln!("{:?}: PostgreSQL stopped", started.elapsed());
+    let client = reqwest::Client::new();
+    let stats = client
+        .get(format!("{}/campaigns/{campaign}/stats", api.base))
+        .bearer_auth(&key);
+    let attributes = client.get(format!(
+        "{http}/api/v1/{token}/attributes?sharedKeys=fw_title,fw_version"
+    ));
+    let telemetry = client
+        .post(format!("{http}/api/v1/{token}/telemetry"))
+        .json(&json!({"current_fw_title": "x", "current_fw_version": "1"}));
+    tokio::join!(
+        assert_unavailable(stats, "management API (campaign statistics)"),
+        assert_unavailable(attributes, "device API (attributes)"),
+        assert_unavailable(telemetry, "device API (telemetry)"),
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_server();
+    eprintln!("{:?}: PostgreSQL started again", started.elapsed());
+
+    sim.until("campaign_ended").await;
+    let summary = sim.summary().await;
+    eprintln!("{:?}: campaign ended", started.elapsed());
+    let c = api.get(&format!("/campaigns/{campaign}")).await;
+    assert_eq!(c["state"], "FINISHED", "{c}");
+    // The device API answers again.
+    let back = client
+        .get(format!(
+            "{http}/api/v1/{token}/attributes?sharedKeys=fw_title"
+        ))
+        .send()
+        .await
+        .expect("device API");
+    assert_eq!(back.status().as_u16(), 200);
+
+    let store = PgStore::connect(db.options().max_connections(4))
+        .await
+        .expect("store");
+    let tenant: TenantId = ota_examples::server::config::DEFAULT_TENANT
+        .parse()
+        .expect("tenant");
+    let campaign_id: CampaignId = campaign.parse().expect("campaign id");
+    let stats = api.stats(&campaign).await;
+    let findings = check_campaign(&store, tenant, campaign_id, &stats).await;
+    findings.assert_clean("campaign");
+    assert_eq!(findings.updates.len() as u64, devices);
+    eprintln!("updates that failed: {:#?}", findings.failed());
+    sim_support::assert_tally_matches(&api, &campaign, &summary).await;
+    eprintln!(
+        "drill (PostgreSQL restart): {devices} devices, {:?}, {} reconnects, {:.1} s",
+        findings.by_state,
+        summary["reconnects"],
+        started.elapsed().as_secs_f64()
+    );
+    drop(server);
+}
