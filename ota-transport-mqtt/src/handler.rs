@@ -1,6 +1,7 @@
 //! Runs a device's message through the protocol and the engine: the part that both the
 //! endpoint and the bridge share. The answers are in endpoint form (`v1/devices/me/...`).
 
+use crate::content_cache::ContentCache;
 use crate::protocol::replies::{self, Outgoing};
 use crate::protocol::session::{DeviceSession, EngineCall, Routed};
 use crate::protocol::ChunkRequest;
@@ -8,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use ota_core::engine::{Ota, OtaError};
 use ota_core::store::ByteRange;
-use ota_core::{Device, PackageKind};
+use ota_core::{Device, PackageId, PackageKind};
 
 /// What became of one message.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,15 +21,24 @@ pub struct Handled {
 }
 
 /// Handles device messages against an engine.
+///
+/// Chunks of packages up to 16 MiB are served from the package content kept in memory (at
+/// most 64 MiB for all packages, shared by the clones of a handler): the whole content is read once, then each chunk is a slice
+/// of it. Every chunk still checks with the store that the device's current update is the
+/// package its request id downloads.
 #[derive(Clone, Debug)]
 pub struct DeviceHandler {
     ota: Ota,
+    content: ContentCache,
 }
 
 impl DeviceHandler {
     /// A handler over `ota`.
     pub fn new(ota: Ota) -> Self {
-        Self { ota }
+        Self {
+            ota,
+            content: ContentCache::default(),
+        }
     }
 
     /// The engine.
@@ -121,16 +131,39 @@ impl DeviceHandler {
         session: &mut DeviceSession,
         request: &ChunkRequest,
     ) -> Result<Bytes, String> {
-        let package = self
-            .ota
-            .authorize_download(device, request.kind, None, None)
-            .await
-            .map_err(|e| {
-                log_engine_error(device, "chunk request", &e);
-                device_message(&e)
-            })?;
-        session.bind_download(request.kind, &request.request_id, package.id)?;
-        let total = package.size.unwrap_or(0);
+        let fail = |what: &str, e: ota_core::store::StoreError| {
+            let e = OtaError::from(e);
+            log_engine_error(device, what, &e);
+            device_message(&e)
+        };
+        let (package, total, content) =
+            match self.still_downloading(device, session, request).await? {
+                Some((package, content)) => (package, content.len() as u64, Some(content)),
+                None => {
+                    let package = self
+                        .ota
+                        .authorize_download(device, request.kind, None, None)
+                        .await
+                        .map_err(|e| {
+                            log_engine_error(device, "chunk request", &e);
+                            device_message(&e)
+                        })?;
+                    session.bind_download(request.kind, &request.request_id, package.id)?;
+                    let total = package.size.unwrap_or(0);
+                    let content = self
+                        .content
+                        .load(
+                            self.ota.store().as_ref(),
+                            device.tenant_id,
+                            package.id,
+                            total,
+                        )
+                        .await
+                        .map_err(|e| fail("chunk read", e))?
+                        .filter(|c| c.len() as u64 == total);
+                    (package.id, total, content)
+                }
+            };
         let (start, end) = request
             .range(total)
             .ok_or_else(|| "chunk offset is out of range".to_string())?;
@@ -145,35 +178,70 @@ impl DeviceHandler {
         if start == end {
             return Ok(Bytes::new());
         }
+        if let Some(content) = content {
+            // In range: end <= total == content.len().
+            return Ok(content.slice(start as usize..end as usize));
+        }
         let mut stream = self
             .ota
             .store()
-            .read_content(device.tenant_id, package.id, ByteRange::new(start, end))
+            .read_content(device.tenant_id, package, ByteRange::new(start, end))
             .await
-            .map_err(|e| {
-                let e = OtaError::from(e);
-                log_engine_error(device, "chunk read", &e);
-                device_message(&e)
-            })?;
-        let fail = |e: ota_core::store::StoreError| {
-            let e = OtaError::from(e);
-            log_engine_error(device, "chunk read", &e);
-            device_message(&e)
-        };
+            .map_err(|e| fail("chunk read", e))?;
         // A chunk the store gives in one piece is passed on as it is (no copy).
-        let Some(first) = stream.next().await.transpose().map_err(fail)? else {
+        let Some(first) = stream
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| fail("chunk read", e))?
+        else {
             return Ok(Bytes::new());
         };
-        let Some(second) = stream.next().await.transpose().map_err(fail)? else {
+        let Some(second) = stream
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| fail("chunk read", e))?
+        else {
             return Ok(first);
         };
         let mut bytes = BytesMut::with_capacity((end - start) as usize);
         bytes.extend_from_slice(&first);
         bytes.extend_from_slice(&second);
         while let Some(part) = stream.next().await {
-            bytes.extend_from_slice(&part.map_err(fail)?);
+            bytes.extend_from_slice(&part.map_err(|e| fail("chunk read", e))?);
         }
         Ok(bytes.freeze())
+    }
+
+    /// The package and kept content of a download that goes on: the request id is bound to
+    /// a package whose content is kept, and the device's current update (one store read) is
+    /// still that package. `None` when any of it is not so (the full check decides then).
+    async fn still_downloading(
+        &self,
+        device: &Device,
+        session: &DeviceSession,
+        request: &ChunkRequest,
+    ) -> Result<Option<(PackageId, Bytes)>, String> {
+        let Some(package) = session.bound_package(request.kind, &request.request_id) else {
+            return Ok(None);
+        };
+        let Some(content) = self.content.get(device.tenant_id, package) else {
+            return Ok(None);
+        };
+        let latest = self
+            .ota
+            .store()
+            .latest_update(device.tenant_id, device.id, request.kind)
+            .await
+            .map_err(|e| {
+                let e = OtaError::from(e);
+                log_engine_error(device, "chunk request", &e);
+                device_message(&e)
+            })?;
+        Ok(latest
+            .filter(|u| !u.state.is_terminal() && u.package_id == package)
+            .map(|_| (package, content)))
     }
 }
 

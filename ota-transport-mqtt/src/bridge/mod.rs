@@ -238,13 +238,15 @@ impl MqttBridge {
         let workers = config.workers.max(1);
         let mut senders = Vec::with_capacity(workers);
         let mut tasks = Vec::with_capacity(workers);
+        // One handler for all workers: they share the package content it keeps.
+        let handler = crate::handler::DeviceHandler::new(ota.clone());
         for _ in 0..workers {
             let (tx, rx) = mpsc::channel(256);
             senders.push(tx);
             tasks.push(tokio::spawn(worker::run(
                 rx,
                 worker::Context {
-                    ota: ota.clone(),
+                    handler: handler.clone(),
                     store: store.clone(),
                     client: client.clone(),
                     config: config.clone(),

@@ -5,7 +5,6 @@ use super::notifier::{origin_properties, ORIGIN_PROPERTY};
 use super::{BridgeConfig, DeviceKey};
 use crate::handler::DeviceHandler;
 use crate::protocol::DeviceSession;
-use ota_core::engine::Ota;
 use ota_core::store::Store;
 use ota_core::Device;
 use rumqttc::v5::mqttbytes::v5::Publish;
@@ -18,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 pub(crate) struct Context {
-    pub(crate) ota: Ota,
+    pub(crate) handler: DeviceHandler,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) client: AsyncClient,
     pub(crate) config: BridgeConfig,
@@ -54,7 +53,7 @@ const DEVICE_TTL: Duration = Duration::from_secs(30);
 const MAX_KNOWN: usize = 50_000;
 
 pub(crate) async fn run(mut rx: mpsc::Receiver<Publish>, ctx: Context) {
-    let handler = DeviceHandler::new(ctx.ota.clone());
+    let handler = &ctx.handler;
     let started = Instant::now();
     let mut known: HashMap<String, Known> = HashMap::new();
     while let Some(publish) = rx.recv().await {
@@ -155,7 +154,7 @@ async fn lookup(ctx: &Context, key: &str) -> Option<Device> {
         Ok(Some(device)) => {
             if ctx.config.device_key == DeviceKey::Token && ctx.tokens.learn(device.id, key) {
                 // Reachable from here now: take what waits for it in the outbox.
-                let (ota, id) = (ctx.ota.clone(), device.id);
+                let (ota, id) = (ctx.handler.ota().clone(), device.id);
                 tokio::spawn(async move {
                     if let Err(e) = ota.deliver_notices_for(&[id]).await {
                         tracing::warn!(device = %id, error = %e, "waiting notices not taken");

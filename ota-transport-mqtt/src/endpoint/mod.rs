@@ -30,6 +30,7 @@
 //! another.
 
 mod connection;
+mod link;
 mod packets;
 mod registry;
 

@@ -1,17 +1,13 @@
-//! The MQTT packets the endpoint reads and writes, for both protocol versions, through the
-//! server crate's builders (no packet encoding here).
+//! The MQTT packets the endpoint reads and writes, for both protocol versions, through
+//! `mqtt-protocol-core`'s builders (no packet encoding here).
 
-use bytes::Bytes;
-use mqtt_endpoint_tokio::mqtt_ep;
-use mqtt_ep::packet::{v3_1_1, v5_0, Packet, Property, Qos, ReasonString};
-use mqtt_ep::result_code::{
-    ConnectReasonCode, ConnectReturnCode, DisconnectReasonCode, SubackReasonCode, SubackReturnCode,
-    UnsubackReasonCode,
+use mqtt::packet::{v3_1_1, v5_0, Packet, Property, Qos, ReasonString};
+use mqtt::result_code::{
+    ConnectReasonCode, ConnectReturnCode, DisconnectReasonCode, MqttError, SubackReasonCode,
+    SubackReturnCode, UnsubackReasonCode,
 };
-use mqtt_ep::{ConnectionError, Version};
-
-/// The server side of one connection.
-pub(crate) type ServerEndpoint = mqtt_ep::Endpoint<mqtt_ep::role::Server>;
+use mqtt::Version;
+use mqtt_protocol_core::mqtt;
 
 /// What a device sent, independent of the protocol version.
 #[derive(Debug)]
@@ -21,11 +17,8 @@ pub(crate) enum Inbound {
         username: Option<String>,
         clean_start: bool,
     },
-    Publish {
-        topic: String,
-        payload: Bytes,
-        qos: u8,
-    },
+    /// A PUBLISH (either version): read with [`publish_parts`], without copying.
+    Publish,
     Subscribe {
         packet_id: u16,
         filters: Vec<(String, u8)>,
@@ -60,16 +53,7 @@ pub(crate) fn classify(packet: Packet) -> Inbound {
             username: c.user_name().map(str::to_string),
             clean_start: c.clean_session(),
         },
-        Packet::V5_0Publish(p) => Inbound::Publish {
-            topic: p.topic_name().to_string(),
-            payload: Bytes::copy_from_slice(p.payload().as_slice()),
-            qos: qos_number(p.qos()),
-        },
-        Packet::V3_1_1Publish(p) => Inbound::Publish {
-            topic: p.topic_name().to_string(),
-            payload: Bytes::copy_from_slice(p.payload().as_slice()),
-            qos: qos_number(p.qos()),
-        },
+        Packet::V5_0Publish(_) | Packet::V3_1_1Publish(_) => Inbound::Publish,
         Packet::V5_0Subscribe(s) => Inbound::Subscribe {
             packet_id: s.packet_id(),
             filters: s
@@ -99,6 +83,19 @@ pub(crate) fn classify(packet: Packet) -> Inbound {
     }
 }
 
+/// Topic, payload and QoS of a PUBLISH, borrowed from the packet.
+pub(crate) fn publish_parts(packet: &Packet) -> Option<(&str, &[u8], u8)> {
+    match packet {
+        Packet::V5_0Publish(p) => {
+            Some((p.topic_name(), p.payload().as_slice(), qos_number(p.qos())))
+        }
+        Packet::V3_1_1Publish(p) => {
+            Some((p.topic_name(), p.payload().as_slice(), qos_number(p.qos())))
+        }
+        _ => None,
+    }
+}
+
 /// Why a connection is refused at CONNACK.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -107,13 +104,12 @@ pub(crate) enum Refusal {
     ServerBusy,
 }
 
-/// Sends the CONNACK: success (with `session_present`) or a refusal.
-pub(crate) async fn connack(
-    ep: &ServerEndpoint,
+/// The CONNACK: success (with `session_present`) or a refusal.
+pub(crate) fn connack(
     version: Version,
     refusal: Option<Refusal>,
     session_present: bool,
-) -> Result<(), ConnectionError> {
+) -> Result<Packet, MqttError> {
     if version == Version::V5_0 {
         let code = match refusal {
             None => ConnectReasonCode::Success,
@@ -124,9 +120,8 @@ pub(crate) async fn connack(
         let packet = v5_0::Connack::builder()
             .session_present(session_present && refusal.is_none())
             .reason_code(code)
-            .build()
-            .map_err(ConnectionError::Mqtt)?;
-        ep.send(packet).await
+            .build()?;
+        Ok(packet.into())
     } else {
         let code = match refusal {
             None => ConnectReturnCode::Accepted,
@@ -138,19 +133,17 @@ pub(crate) async fn connack(
         let packet = v3_1_1::Connack::builder()
             .session_present(session_present && refusal.is_none())
             .return_code(code)
-            .build()
-            .map_err(ConnectionError::Mqtt)?;
-        ep.send(packet).await
+            .build()?;
+        Ok(packet.into())
     }
 }
 
-/// Answers a SUBSCRIBE: each filter granted at most QoS 1, or refused (`None`).
-pub(crate) async fn suback(
-    ep: &ServerEndpoint,
+/// The answer to a SUBSCRIBE: each filter granted at most QoS 1, or refused (`None`).
+pub(crate) fn suback(
     version: Version,
     packet_id: u16,
     granted: &[Option<u8>],
-) -> Result<(), ConnectionError> {
+) -> Result<Packet, MqttError> {
     if version == Version::V5_0 {
         let codes = granted
             .iter()
@@ -163,9 +156,8 @@ pub(crate) async fn suback(
         let packet = v5_0::Suback::builder()
             .packet_id(packet_id)
             .reason_codes(codes)
-            .build()
-            .map_err(ConnectionError::Mqtt)?;
-        ep.send(packet).await
+            .build()?;
+        Ok(packet.into())
     } else {
         let codes = granted
             .iter()
@@ -178,93 +170,61 @@ pub(crate) async fn suback(
         let packet = v3_1_1::Suback::builder()
             .packet_id(packet_id)
             .return_codes(codes)
-            .build()
-            .map_err(ConnectionError::Mqtt)?;
-        ep.send(packet).await
+            .build()?;
+        Ok(packet.into())
     }
 }
 
-/// Answers an UNSUBSCRIBE of `count` filters.
-pub(crate) async fn unsuback(
-    ep: &ServerEndpoint,
+/// The answer to an UNSUBSCRIBE of `count` filters.
+pub(crate) fn unsuback(
     version: Version,
     packet_id: u16,
     count: usize,
-) -> Result<(), ConnectionError> {
+) -> Result<Packet, MqttError> {
     if version == Version::V5_0 {
         let packet = v5_0::Unsuback::builder()
             .packet_id(packet_id)
             .reason_codes(vec![UnsubackReasonCode::Success; count])
-            .build()
-            .map_err(ConnectionError::Mqtt)?;
-        ep.send(packet).await
+            .build()?;
+        Ok(packet.into())
     } else {
-        let packet = v3_1_1::Unsuback::builder()
-            .packet_id(packet_id)
-            .build()
-            .map_err(ConnectionError::Mqtt)?;
-        ep.send(packet).await
+        let packet = v3_1_1::Unsuback::builder().packet_id(packet_id).build()?;
+        Ok(packet.into())
     }
 }
 
-/// Publishes to the device at QoS 0 or 1.
-pub(crate) async fn publish(
-    ep: &ServerEndpoint,
+/// A PUBLISH to the device at QoS 0 or, with a packet id, QoS 1. The payload is copied once,
+/// into the packet.
+pub(crate) fn publish(
     version: Version,
     topic: &str,
-    payload: &Bytes,
-    qos: u8,
-) -> Result<(), ConnectionError> {
-    let qos = if qos == 0 {
-        Qos::AtMostOnce
-    } else {
+    payload: &[u8],
+    packet_id: Option<u16>,
+) -> Result<Packet, MqttError> {
+    let qos = if packet_id.is_some() {
         Qos::AtLeastOnce
-    };
-    let packet_id = if qos == Qos::AtLeastOnce {
-        Some(ep.acquire_packet_id_when_available().await?)
     } else {
-        None
+        Qos::AtMostOnce
     };
-    // Copied once, into the packet's shared buffer.
-    let data: &[u8] = payload.as_ref();
     if version == Version::V5_0 {
         let mut builder = v5_0::Publish::builder()
-            .topic_name(topic)
-            .map_err(ConnectionError::Mqtt)?
+            .topic_name(topic)?
             .qos(qos)
-            .payload(data);
+            .payload(payload);
         if let Some(id) = packet_id {
             builder = builder.packet_id(id);
         }
-        let packet = builder.build().map_err(ConnectionError::Mqtt)?;
-        let result = ep.send(packet).await;
-        release_on_error(ep, packet_id, result).await
+        Ok(builder.build()?.into())
     } else {
         let mut builder = v3_1_1::Publish::builder()
-            .topic_name(topic)
-            .map_err(ConnectionError::Mqtt)?
+            .topic_name(topic)?
             .qos(qos)
-            .payload(data);
+            .payload(payload);
         if let Some(id) = packet_id {
             builder = builder.packet_id(id);
         }
-        let packet = builder.build().map_err(ConnectionError::Mqtt)?;
-        let result = ep.send(packet).await;
-        release_on_error(ep, packet_id, result).await
+        Ok(builder.build()?.into())
     }
-}
-
-async fn release_on_error(
-    ep: &ServerEndpoint,
-    packet_id: Option<u16>,
-    result: Result<(), ConnectionError>,
-) -> Result<(), ConnectionError> {
-    if result.is_err() {
-        if let Some(id) = packet_id {
-            let _ = ep.release_packet_id(id).await;
-        }
-    }
-    result
 }
 
 /// Why the server closes a connection.
@@ -273,24 +233,25 @@ pub(crate) enum Closing {
     SessionTakenOver,
     ServerShuttingDown,
     RateTooHigh,
+    /// The device leaves too many messages unacknowledged.
+    QuotaExceeded,
 }
 
-/// Tells an MQTT 5 device why it is disconnected (MQTT 3.1.1 has no server DISCONNECT: the
-/// connection is just closed).
-pub(crate) async fn disconnect(ep: &ServerEndpoint, version: Version, why: Closing, text: &str) {
+/// The DISCONNECT that tells an MQTT 5 device why it is disconnected; `None` for MQTT 3.1.1,
+/// which has no server DISCONNECT (the connection is just closed).
+pub(crate) fn disconnect(version: Version, why: Closing, text: &str) -> Option<Packet> {
     if version != Version::V5_0 {
-        return;
+        return None;
     }
     let code = match why {
         Closing::SessionTakenOver => DisconnectReasonCode::SessionTakenOver,
         Closing::ServerShuttingDown => DisconnectReasonCode::ServerShuttingDown,
         Closing::RateTooHigh => DisconnectReasonCode::MessageRateTooHigh,
+        Closing::QuotaExceeded => DisconnectReasonCode::QuotaExceeded,
     };
     let mut builder = v5_0::Disconnect::builder().reason_code(code);
     if let Ok(reason) = ReasonString::new(text) {
         builder = builder.props(vec![Property::ReasonString(reason)]);
     }
-    if let Ok(packet) = builder.build() {
-        let _ = ep.send(packet).await;
-    }
+    builder.build().ok().map(Into::into)
 }

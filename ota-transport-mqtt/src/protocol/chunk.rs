@@ -173,6 +173,12 @@ impl Downloads {
         }
     }
 
+    /// The package `request_id` is bound to.
+    pub fn bound(&self, kind: PackageKind, request_id: &str) -> Option<PackageId> {
+        self.find(kind, request_id)
+            .and_then(|i| self.entries[i].package)
+    }
+
     /// How many request ids are remembered (all kinds).
     pub fn len(&self) -> usize {
         self.entries.len()

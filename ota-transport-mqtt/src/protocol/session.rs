@@ -87,6 +87,11 @@ impl DeviceSession {
         })
     }
 
+    /// The package a chunk request id downloads, once bound.
+    pub fn bound_package(&self, kind: PackageKind, request_id: &str) -> Option<PackageId> {
+        self.downloads.bound(kind, request_id)
+    }
+
     /// Routes a message the device published on `topic` (endpoint form) at `now_ms`.
     pub fn route(&mut self, topic_name: &str, payload: &[u8], now_ms: u64) -> Routed {
         let parsed = topic::parse(topic_name);

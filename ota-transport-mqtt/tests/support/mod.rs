@@ -15,10 +15,13 @@ use ota_core::{
     AssignmentTarget, Device, DeviceProfile, ManualClock, Package, PackageKind, TenantId,
     UpdateState,
 };
+#[cfg(feature = "endpoint")]
 use ota_transport_mqtt::endpoint::{EndpointConfig, MqttEndpoint, MqttNotifier};
 use std::collections::BTreeSet;
 use std::sync::Arc;
+#[cfg(feature = "endpoint")]
 use tokio::sync::oneshot;
+#[cfg(feature = "endpoint")]
 use tokio::task::JoinHandle;
 
 pub const ACTOR: &str = "tester";
@@ -142,12 +145,14 @@ pub fn stream_of(bytes: Vec<u8>, chunk: usize) -> ByteStream {
 }
 
 /// A running endpoint on 127.0.0.1 with a free port.
+#[cfg(feature = "endpoint")]
 pub struct RunningEndpoint {
     pub port: u16,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
+#[cfg(feature = "endpoint")]
 impl RunningEndpoint {
     pub async fn start(ota: Ota, notifier: &MqttNotifier, config: EndpointConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -181,6 +186,7 @@ impl RunningEndpoint {
     }
 }
 
+#[cfg(feature = "endpoint")]
 impl Drop for RunningEndpoint {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
