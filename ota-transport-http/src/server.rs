@@ -141,8 +141,7 @@ async fn handle(
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let timed_out = Arc::new(AtomicBool::new(false));
     let flag = timed_out.clone();
-    let request =
-        request.map(|body| Body::new(IdleTimeoutBody::new(body, body_timeout, flag)));
+    let request = request.map(|body| Body::new(IdleTimeoutBody::new(body, body_timeout, flag)));
     let response = router.oneshot(request).await?;
     if timed_out.load(Ordering::Relaxed) {
         return Ok(error_response(
@@ -192,5 +191,8 @@ fn refuse(stream: &TcpStream, max: usize) {
         body.len()
     );
     let _ = stream.try_write(answer.as_bytes());
-    tracing::debug!(max, "connection refused: the server is at its maximum of connections");
+    tracing::debug!(
+        max,
+        "connection refused: the server is at its maximum of connections"
+    );
 }

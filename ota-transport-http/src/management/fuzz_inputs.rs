@@ -33,7 +33,8 @@ pub(crate) fn json_bodies(data: &[u8]) {
     }
     if let Ok(body) = from_slice::<packages::NewExternalPackage>(data) {
         let _ = common::parse_kind(&body.kind);
-        let _ = packages::checksum_from(body.checksum_algorithm.as_deref(), body.checksum.as_deref());
+        let _ =
+            packages::checksum_from(body.checksum_algorithm.as_deref(), body.checksum.as_deref());
     }
     if let Ok(body) = from_slice::<api_keys::NewApiKey>(data) {
         let _ = api_keys::check_name(&body.name);
