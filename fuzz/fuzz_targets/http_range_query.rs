@@ -4,15 +4,5 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ota_transport_http::fuzzing;
 
-fuzz_target!(|data: &[u8]| {
-    let (range, if_range) = match data.iter().position(|b| *b == 0) {
-        Some(i) => (&data[..i], Some(&data[i + 1..])),
-        None => (data, None),
-    };
-    for size in [0, 1, 1000, u64::MAX] {
-        fuzzing::range_plan(range, if_range, size);
-    }
-    fuzzing::query(&String::from_utf8_lossy(data));
-});
+fuzz_target!(|data: &[u8]| ota_transport_http::fuzzing::http_range_query(data));

@@ -1,7 +1,30 @@
 //! Entry points for the fuzz targets of `fuzz/` (feature `fuzzing`; not part of the API): the
-//! parsers of outside input that are private to this crate.
+//! parsers of outside input that are private to this crate. The targets call
+//! [`http_range_query`] and [`management_inputs`]; the crate's tests replay the committed
+//! corpora (`fuzz/corpus/<target>`) through the same functions.
 
 use axum::http::{header, HeaderMap, HeaderValue};
+
+/// The `http_range_query` target: a `Range` header and an `If-Range` value (separated by the
+/// first NUL byte) planned against content sizes, and the same bytes as a query string.
+pub fn http_range_query(data: &[u8]) {
+    let (range, if_range) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], Some(&data[i + 1..])),
+        None => (data, None),
+    };
+    for size in [0, 1, 1000, u64::MAX] {
+        range_plan(range, if_range, size);
+    }
+    query(&String::from_utf8_lossy(data));
+}
+
+/// The `management_inputs` target: the bytes as the JSON body of every management route that
+/// takes one, as a device import CSV, and as the query string of a package upload.
+pub fn management_inputs(data: &[u8]) {
+    crate::management::fuzz_inputs::json_bodies(data);
+    crate::management::fuzz_inputs::devices_csv(data);
+    crate::management::fuzz_inputs::upload_query(&String::from_utf8_lossy(data));
+}
 
 /// Plans the answer to a request with `range` as its `Range` header and `if_range` as its
 /// `If-Range` header (when given and valid header values) for content of `size` bytes.
@@ -34,5 +57,40 @@ pub fn query(raw: &str) {
         let _ = q.first(name);
         let _ = q.list(name);
         let _ = q.u64(name);
+    }
+}
+
+#[cfg(test)]
+mod corpus_replay {
+    //! Replays the committed corpora of this crate's fuzz targets (`fuzz/corpus/<target>`)
+    //! through the functions the targets call, on the stable toolchain.
+
+    use std::path::PathBuf;
+
+    fn replay(target: &str, run: fn(&[u8])) {
+        let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let Ok(entries) = std::fs::read_dir(fuzz.join("corpus").join(target)) else {
+            // A packaged crate has no fuzz/ beside it.
+            assert!(!fuzz.exists(), "fuzz/corpus/{target} is missing");
+            return;
+        };
+        let mut paths: Vec<PathBuf> = entries.map(|e| e.expect("corpus entry").path()).collect();
+        paths.sort();
+        assert!(!paths.is_empty(), "the corpus of {target} is empty");
+        for path in paths {
+            let bytes = std::fs::read(&path).expect("corpus file");
+            let outcome = std::panic::catch_unwind(|| run(&bytes));
+            assert!(outcome.is_ok(), "{} panicked", path.display());
+        }
+    }
+
+    #[test]
+    fn http_range_query_corpus_replays() {
+        replay("http_range_query", super::http_range_query);
+    }
+
+    #[test]
+    fn management_inputs_corpus_replays() {
+        replay("management_inputs", super::management_inputs);
     }
 }

@@ -25,16 +25,21 @@
 //! ```
 //!
 //! The management API is in [`management`]: [`management_router`] builds it.
+//!
+//! [`server::serve`] serves either router (or both, merged) with a bound on connections and
+//! timeouts for slow clients ([`ServerLimits`]); the example above works with it too.
 #![warn(missing_docs)]
 
 pub mod device;
 mod error;
-#[cfg(feature = "fuzzing")]
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod management;
 mod range;
+pub mod server;
 
 pub use device::{device_router, ContentCache, DeviceApiOptions, HttpNotifier, RateLimit};
 pub use error::ApiError;
 pub use management::{management_router, ManagementOptions};
+pub use server::{serve, ServerLimits};

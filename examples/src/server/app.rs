@@ -11,10 +11,10 @@ use super::{emit, keys, shutdown, store, ticker};
 use ota_core::engine::{Ota, OtaConfig};
 use ota_core::store::Store;
 use ota_core::SystemClock;
+use ota_transport_http::ServerLimits;
 use ota_transport_mqtt::delivery::OutboxDelivery;
 use ota_transport_mqtt::endpoint::MqttEndpoint;
 use serde_json::json;
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -106,11 +106,16 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
 
     // Transports other than HTTP stop after the final delivery.
     let transports_stop = CancellationToken::new();
-    let http_task = tokio::spawn(
-        axum::serve(http_listener, router)
-            .with_graceful_shutdown(stopping.clone().cancelled_owned())
-            .into_future(),
-    );
+    let http_limits = ServerLimits::default()
+        .max_connections(config.http_max_connections)
+        .header_timeout(config.http_header_timeout)
+        .body_timeout(config.http_body_timeout);
+    let http_task = tokio::spawn(ota_transport_http::serve(
+        http_listener,
+        router,
+        http_limits,
+        stopping.clone().cancelled_owned(),
+    ));
     let mqtt_task = match (mqtt_listener, &transports.mqtt) {
         (Some(listener), Some(notifier)) => {
             let endpoint =

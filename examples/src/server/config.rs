@@ -97,9 +97,27 @@ pub struct Config {
     #[arg(long, env = "OTA_DEVICE_RATE_LIMIT")]
     pub device_rate_limit: Option<String>,
 
+    /// Most HTTP connections at once; more are answered 503 and closed.
+    #[arg(long, env = "OTA_HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub http_max_connections: usize,
+
+    /// How long an HTTP client may take to send a request's headers (then it is
+    /// disconnected); also how long an idle kept-alive connection stays open.
+    #[arg(long, env = "OTA_HTTP_HEADER_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub http_header_timeout: Duration,
+
+    /// Longest pause while an HTTP request body arrives (then 408 and the connection is
+    /// closed).
+    #[arg(long, env = "OTA_HTTP_BODY_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub http_body_timeout: Duration,
+
     /// Most MQTT connections at once.
     #[arg(long, env = "OTA_MQTT_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub mqtt_max_connections: usize,
+
+    /// How long a new MQTT connection may take to send CONNECT (then it is closed).
+    #[arg(long, env = "OTA_MQTT_CONNECT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub mqtt_connect_timeout: Duration,
 
     /// Largest MQTT payload a device may send, in bytes.
     #[arg(long, env = "OTA_MQTT_MAX_PAYLOAD", default_value_t = 64 * 1024)]

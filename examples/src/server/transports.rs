@@ -87,6 +87,7 @@ pub fn endpoint_config(config: &Config) -> EndpointConfig {
     let mut endpoint = EndpointConfig::default();
     endpoint.limits = limits(config);
     endpoint.max_connections = config.mqtt_max_connections;
+    endpoint.connect_timeout = config.mqtt_connect_timeout;
     endpoint.shutdown_grace = config.shutdown_grace;
     endpoint
 }

@@ -7,12 +7,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+fn key_of(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 /// Remembers the device of each token for a short time, so that a device downloading in many
 /// chunks costs one store lookup per `ttl`, not one per request. Bounded: when full, expired
-/// entries go first, then everything.
+/// entries go first, then everything. Keyed by the token's SHA-256, like the stores: the
+/// tokens themselves are not kept.
 #[derive(Debug)]
 pub(crate) struct TokenCache {
-    entries: Mutex<HashMap<String, (Arc<Device>, Instant)>>,
+    entries: Mutex<HashMap<[u8; 32], (Arc<Device>, Instant)>>,
     ttl: Duration,
     capacity: usize,
 }
@@ -27,9 +33,10 @@ impl TokenCache {
     }
 
     fn cached(&self, token: &str, now: Instant) -> Option<Arc<Device>> {
+        let key = key_of(token);
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
-            .get(token)
+            .get(&key)
             .filter(|(_, at)| now.duration_since(*at) < self.ttl)
             .map(|(d, _)| d.clone())
     }
@@ -38,14 +45,15 @@ impl TokenCache {
         if self.ttl.is_zero() {
             return;
         }
+        let key = key_of(token);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.capacity && !entries.contains_key(token) {
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
             entries.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
             if entries.len() >= self.capacity {
                 entries.clear();
             }
         }
-        entries.insert(token.to_string(), (device, now));
+        entries.insert(key, (device, now));
     }
 
     /// The device of `token`: 401 for a token no device has, 503 when the store is down.

@@ -86,7 +86,7 @@ fn keys(state: &AppState) -> ApiResult<&Arc<StoredApiKeys>> {
     })
 }
 
-fn check_name(name: &str) -> ApiResult<()> {
+pub(super) fn check_name(name: &str) -> ApiResult<()> {
     let len = name.chars().count();
     if len == 0 || len > 255 || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(

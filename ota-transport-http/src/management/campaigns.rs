@@ -96,7 +96,7 @@ fn field<T: DeserializeOwned>(
 }
 
 impl CampaignBody {
-    fn into_spec(self) -> ApiResult<CampaignSpec> {
+    pub(super) fn into_spec(self) -> ApiResult<CampaignSpec> {
         let target = match self.target {
             TargetBody::Selection {
                 profile,

@@ -208,10 +208,10 @@ async fn names(
     Ok((profiles, groups))
 }
 
-struct CsvContext {
-    tenant: TenantId,
-    profiles: HashMap<String, Uuid>,
-    groups: HashMap<String, Uuid>,
+pub(super) struct CsvContext {
+    pub(super) tenant: TenantId,
+    pub(super) profiles: HashMap<String, Uuid>,
+    pub(super) groups: HashMap<String, Uuid>,
 }
 
 impl CsvContext {
@@ -229,7 +229,7 @@ impl CsvContext {
 }
 
 /// Reads the CSV into devices; every bad row is reported with its line number.
-fn parse_devices_csv(
+pub(super) fn parse_devices_csv(
     state: &AppState,
     ctx: &CsvContext,
     csv_bytes: &[u8],

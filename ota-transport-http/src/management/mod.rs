@@ -26,6 +26,8 @@ mod devices;
 pub mod error;
 mod extract;
 mod fleet;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod fuzz_inputs;
 mod openapi;
 mod packages;
 pub mod paging;

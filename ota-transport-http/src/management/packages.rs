@@ -151,7 +151,7 @@ pub struct PackageFilter {
     pub profile: Option<Uuid>,
 }
 
-fn checksum_from(
+pub(super) fn checksum_from(
     algorithm: Option<&str>,
     value: Option<&str>,
 ) -> Result<Option<Checksum>, ApiError> {

@@ -30,7 +30,7 @@ pub struct ScheduleBody {
 }
 
 impl ScheduleBody {
-    fn parts(self) -> ApiResult<(String, Recurrence, ScheduledAction)> {
+    pub(super) fn parts(self) -> ApiResult<(String, Recurrence, ScheduledAction)> {
         let bad = |what: &str, e: serde_json::Error| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

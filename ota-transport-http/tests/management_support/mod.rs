@@ -112,12 +112,12 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
+            let limits = ota_transport_http::ServerLimits::default();
+            ota_transport_http::serve(listener, router, limits, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
         });
         Self {
             base: format!("http://{addr}{PREFIX}"),

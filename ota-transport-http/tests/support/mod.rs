@@ -10,7 +10,7 @@ use ota_core::{
     UpdateState,
 };
 use ota_store_postgres::PgStore;
-use ota_transport_http::{device_router, DeviceApiOptions, HttpNotifier};
+use ota_transport_http::{device_router, DeviceApiOptions, HttpNotifier, ServerLimits};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -86,6 +86,15 @@ impl Server {
         backend: Backend,
         configure: impl FnOnce(DeviceApiOptions) -> DeviceApiOptions,
     ) -> Self {
+        Self::start_limited(backend, configure, ServerLimits::default()).await
+    }
+
+    /// Served by [`ota_transport_http::serve`] within `limits`.
+    pub async fn start_limited(
+        backend: Backend,
+        configure: impl FnOnce(DeviceApiOptions) -> DeviceApiOptions,
+        limits: ServerLimits,
+    ) -> Self {
         let (store, pg): (Arc<dyn Store>, Option<PgStore>) = match backend {
             Backend::Memory => (Arc::new(ota_core::memory::MemoryStore::new()), None),
             Backend::Postgres => {
@@ -106,12 +115,11 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let serving = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
+            ota_transport_http::serve(listener, router, limits, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
         });
         let tenant = TenantId::new();
         let profile = ota.create_profile(ACTOR, tenant, "sensors").await.unwrap();

@@ -55,7 +55,12 @@ pub struct EndpointConfig {
     /// Most devices connected at once; more are refused at CONNACK (server busy / server
     /// unavailable). Default: 100,000.
     pub max_connections: usize,
-    /// How long a new connection may take to send CONNECT. Default: 10 s.
+    /// Most connections over `max_connections` held at once to be refused at CONNACK (with
+    /// the MQTT reason, once they send CONNECT or after `connect_timeout`); more are closed
+    /// at once, so that a connection flood costs at most `max_connections + max_refusing`
+    /// sockets and tasks. Default: 1,000.
+    pub max_refusing: usize,
+    /// How long a new connection may take to send CONNECT; then it is closed. Default: 10 s.
     pub connect_timeout: Duration,
     /// How long shutdown waits for connections to close. Default: 5 s.
     pub shutdown_grace: Duration,
@@ -66,6 +71,7 @@ impl Default for EndpointConfig {
         Self {
             limits: ProtocolLimits::default(),
             max_connections: 100_000,
+            max_refusing: 1_000,
             connect_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -131,6 +137,7 @@ impl MqttEndpoint {
     ) -> Result<(), EndpointError> {
         let (stop_tx, stop_rx) = watch::channel(false);
         let permits = Arc::new(Semaphore::new(self.shared.config.max_connections));
+        let refusals = Arc::new(Semaphore::new(self.shared.config.max_refusing));
         let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -140,12 +147,22 @@ impl MqttEndpoint {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let permit = permits.clone().try_acquire_owned().ok();
-                        tasks.spawn(connection::run(
-                            stream,
-                            self.shared.clone(),
-                            permit,
-                            stop_rx.clone(),
-                        ));
+                        let refusing = match permit {
+                            Some(_) => None,
+                            None => match refusals.clone().try_acquire_owned() {
+                                Ok(r) => Some(r),
+                                Err(_) => {
+                                    // Over both limits: closed without a word.
+                                    drop(stream);
+                                    continue;
+                                }
+                            },
+                        };
+                        let run = connection::run(stream, self.shared.clone(), permit, stop_rx.clone());
+                        tasks.spawn(async move {
+                            run.await;
+                            drop(refusing);
+                        });
                     }
                     Err(e) => {
                         // Out of file descriptors and the like: wait a little, keep serving.
