@@ -72,6 +72,7 @@ mod packages;
 mod release;
 mod retention;
 mod schedules;
+mod time;
 mod transition_batch;
 mod updates;
 mod upload;
