@@ -1,26 +1,33 @@
 //! Time as a dependency: every rule takes its time from a [`Clock`], so that tests drive time
 //! with a [`ManualClock`] instead of sleeping.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SubsecRound, Utc};
 use std::fmt::Debug;
 use std::sync::Mutex;
 
 /// A point in time, UTC.
+///
+/// Precision: the engine keeps **whole microseconds**. [`SystemClock`] truncates to the
+/// microsecond, so that every time it gives round-trips exactly through every store
+/// (PostgreSQL's `timestamptz` holds microseconds). A finer time (a [`ManualClock`] set to
+/// one, a time built by hand) is kept as it is by the memory store but read back truncated
+/// to its microsecond (towards the past) from the PostgreSQL store.
 pub type Timestamp = DateTime<Utc>;
 
-/// A source of the current time.
+/// A source of the current time. Implementations should give whole microseconds (see
+/// [`Timestamp`]) so that times read back from any store equal the times written.
 pub trait Clock: Send + Sync + Debug {
     /// The current time.
     fn now(&self) -> Timestamp;
 }
 
-/// The system's wall clock.
+/// The system's wall clock, truncated to the microsecond.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        Utc::now()
+        Utc::now().trunc_subsecs(6)
     }
 }
 
@@ -78,6 +85,13 @@ mod tests {
         assert_eq!(clock.now() - t0, Duration::milliseconds(600));
         clock.set(t0);
         assert_eq!(clock.now(), t0);
+    }
+
+    #[test]
+    fn system_clock_gives_whole_microseconds() {
+        for _ in 0..100 {
+            assert_eq!(SystemClock.now().timestamp_subsec_nanos() % 1_000, 0);
+        }
     }
 
     #[test]

@@ -396,7 +396,7 @@ async fn batched_reference(db: &TestDatabase, n: usize) -> f64 {
                     .bind(&docs)
                     .bind(&devices)
                     .bind(state.name())
-                    .bind(at.timestamp_nanos_opt().unwrap_or(0))
+                    .bind(at)
                     .bind(done)
                     .fetch_one(&pool)
                     .await
@@ -440,7 +440,7 @@ async fn claim_reference(db: &TestDatabase, n: usize) -> f64 {
     let claimer = |pool: sqlx::PgPool, notice: String| async move {
         let mut claimed = 0i64;
         loop {
-            let at = SystemClock.now().timestamp_nanos_opt().unwrap_or(0);
+            let at = SystemClock.now();
             let row = sqlx::query(
                 "WITH picked AS (
                     SELECT id FROM ota_updates
@@ -452,7 +452,7 @@ async fn claim_reference(db: &TestDatabase, n: usize) -> f64 {
                  upd AS (
                     UPDATE ota_updates u SET state = 'INITIATED', revision = u.revision + 1,
                         updated_at = $1, state_changed_at = $1,
-                        wake_at = $1 + 600000000000
+                        wake_at = $1 + interval '600 seconds'
                     FROM picked WHERE u.id = picked.id
                     RETURNING u.id, u.tenant_id, u.device_id, u.kind, u.attempt
                  ),

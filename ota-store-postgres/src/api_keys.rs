@@ -1,6 +1,6 @@
 //! [`ApiKeyStore`] on PostgreSQL: one row per key, found by its digest.
 
-use crate::codec::{after, from_ns, ns, ns_opt, overfetch, page};
+use crate::codec::{after, from_ns, ns, ns_opt, overfetch, page, DbTime};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 const COLUMNS: &str = "id, tenant_id, name, role, digest, created_at, revoked_at";
 
-type Row = (Uuid, Uuid, String, String, Vec<u8>, i64, Option<i64>);
+type Row = (Uuid, Uuid, String, String, Vec<u8>, DbTime, Option<DbTime>);
 
 fn record(row: Row) -> Result<ApiKeyRecord, StoreError> {
     let (id, tenant, name, role, digest, created_at, revoked_at) = row;

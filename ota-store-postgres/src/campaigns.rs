@@ -1,7 +1,9 @@
 //! [`CampaignStore`] on PostgreSQL: campaign documents, explicit device lists, set-based
 //! materialization and the counters kept by every update write.
 
-use crate::codec::{after, from_json, name_of, ns, overfetch, page, to_i64, to_json, to_u64};
+use crate::codec::{
+    after, from_json, name_of, ns, overfetch, page, to_i64, to_json, to_u64, DbTime,
+};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
@@ -110,8 +112,8 @@ async fn lock_campaign(
         .ok_or_else(|| StoreError::not_found("campaign", id))
 }
 
-/// When a fresh QUEUED update of `campaign` created at `now` times out, as nanoseconds.
-fn queued_wake_at(campaign: &Campaign, now: Timestamp) -> Option<i64> {
+/// When a fresh QUEUED update of `campaign` created at `now` times out.
+fn queued_wake_at(campaign: &Campaign, now: Timestamp) -> Option<DbTime> {
     campaign
         .spec
         .policy
@@ -397,7 +399,7 @@ impl CampaignStore for PgStore {
                         created_at, state_changed_at, updated_at, revision, wake_at)
                     SELECT ota_uuid_v7(), $1, n.id, $7, $11, $9, $10, $2,
                         width_bucket(n.rn, $12::bigint[]) - 1, 'QUEUED', 1, $13, $13, $13, 0,
-                        $14::bigint
+                        $14::timestamptz
                     FROM numbered n
                     RETURNING campaign_id, wave, state
                  )

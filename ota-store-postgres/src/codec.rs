@@ -1,28 +1,26 @@
 //! Conversions between ota-core values and column values.
 
-use chrono::{DateTime, Utc};
 use ota_core::clock::Timestamp;
 use ota_core::store::{Page, PageRequest, StoreError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-/// Nanoseconds since the Unix epoch: exact for every time between 1677 and 2262.
-pub(crate) fn ns(t: Timestamp) -> i64 {
-    t.timestamp_nanos_opt().unwrap_or(if t.timestamp() < 0 {
-        i64::MIN
-    } else {
-        i64::MAX
-    })
+pub(crate) use crate::time::DbTime;
+
+/// A time as a `timestamptz` value: truncated to the microsecond (PostgreSQL's precision),
+/// within PostgreSQL's range. (The name is older than the column type; see [`DbTime`].)
+pub(crate) fn ns(t: Timestamp) -> DbTime {
+    DbTime::from_timestamp(t)
 }
 
-/// A time from nanoseconds since the Unix epoch.
-pub(crate) fn from_ns(n: i64) -> Timestamp {
-    DateTime::<Utc>::from_timestamp_nanos(n)
+/// A time read from a `timestamptz` column.
+pub(crate) fn from_ns(t: DbTime) -> Timestamp {
+    t.to_timestamp()
 }
 
-/// An optional time as nanoseconds.
-pub(crate) fn ns_opt(t: Option<Timestamp>) -> Option<i64> {
+/// An optional time as a `timestamptz` value.
+pub(crate) fn ns_opt(t: Option<Timestamp>) -> Option<DbTime> {
     t.map(ns)
 }
 
@@ -85,15 +83,6 @@ pub(crate) fn page<T>(items: Vec<T>, request: &PageRequest, id: impl Fn(&T) -> U
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn times_round_trip_to_the_nanosecond() {
-        let t = Utc.timestamp_opt(1_704_067_200, 123_456_789).unwrap();
-        assert_eq!(from_ns(ns(t)), t);
-        let early = Utc.timestamp_opt(-1_000, 5).unwrap();
-        assert_eq!(from_ns(ns(early)), early);
-    }
 
     #[test]
     fn names_of_enums() {

@@ -1,6 +1,6 @@
 //! [`DeviceStore`] on PostgreSQL: profiles, groups, devices and their group memberships.
 
-use crate::codec::{after, from_ns, ns, overfetch, page};
+use crate::codec::{after, from_ns, ns, overfetch, page, DbTime};
 use crate::device_edits::{GROUPS, PROFILES};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
@@ -54,7 +54,7 @@ pub(crate) fn decode_device(row: &PgRow) -> Result<Device, StoreError> {
     })
 }
 
-fn decode_named(row: &PgRow) -> Result<(Uuid, TenantId, String, i64), StoreError> {
+fn decode_named(row: &PgRow) -> Result<(Uuid, TenantId, String, DbTime), StoreError> {
     Ok((
         row.try_get("id").map_err(map)?,
         TenantId(row.try_get("tenant_id").map_err(map)?),
@@ -280,7 +280,7 @@ impl DeviceStore for PgStore {
                 "INSERT INTO ota_devices (id, tenant_id, name, profile_id, token_digest,
                      fw_title, fw_version, sw_title, sw_version, created_at)
                  SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],
-                     $6::text[], $7::text[], $8::text[], $9::text[], $10::bigint[])",
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])",
             )
             .bind(&cols.id)
             .bind(&cols.tenant)
@@ -600,7 +600,7 @@ struct DeviceColumns {
     fw_version: Vec<Option<String>>,
     sw_title: Vec<Option<String>>,
     sw_version: Vec<Option<String>>,
-    created_at: Vec<i64>,
+    created_at: Vec<DbTime>,
 }
 
 impl DeviceColumns {

@@ -22,6 +22,10 @@
 //!   serialization failures and deadlocks are
 //!   [`Unavailable`](ota_core::store::StoreError::Unavailable) (transient); the pool reconnects
 //!   by itself.
+//! - The schema reads well in psql: times are `timestamptz` (written truncated to the
+//!   microsecond, so a time of whole microseconds, as `ota_core::SystemClock` gives, reads
+//!   back exactly), states and kinds are their names, and every table and column has a
+//!   comment. The crate's README has queries for operators.
 //!
 //! - Connecting checks the URL first (`postgres://` or `postgresql://`), then makes one
 //!   connection within [`PgStoreOptions::connect_timeout`] (5 s by default); a failure names
@@ -72,6 +76,7 @@ mod packages;
 mod release;
 mod retention;
 mod schedules;
+mod time;
 mod transition_alone;
 mod transition_batch;
 mod updates;

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "retention",
         include_str!("../migrations/0040_retention.sql"),
     ),
+    (
+        50,
+        "readable_schema",
+        include_str!("../migrations/0050_readable_schema.sql"),
+    ),
 ];
 
 /// A key for `pg_advisory_xact_lock`, so that instances starting together apply each

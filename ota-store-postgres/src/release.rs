@@ -6,7 +6,7 @@
 //!
 //! [`NoticeOutbox::release_with_notices`]: ota_core::store::NoticeOutbox::release_with_notices
 
-use crate::codec::{name_of, ns, to_i64, to_json};
+use crate::codec::{name_of, ns, to_i64, to_json, DbTime};
 use crate::error::map;
 use crate::updates::{UpdateColumns, COUNT_TRANSITIONED};
 use ota_core::store::{Release, StoreError};
@@ -150,7 +150,7 @@ async fn statement(pool: &PgPool, batch: &[&Release]) -> Result<HashSet<Uuid>, S
     let mut notice_doc = Vec::with_capacity(batch.len());
     let mut notice_at = Vec::with_capacity(batch.len());
     let mut lease_owner: Vec<Option<String>> = Vec::with_capacity(batch.len());
-    let mut lease_until: Vec<Option<i64>> = Vec::with_capacity(batch.len());
+    let mut lease_until: Vec<Option<DbTime>> = Vec::with_capacity(batch.len());
     for r in batch {
         let t = &r.transition;
         c.push(&t.update);
@@ -169,10 +169,10 @@ async fn statement(pool: &PgPool, batch: &[&Release]) -> Result<HashSet<Uuid>, S
         "WITH i AS (
             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[],
                 $6::text[], $7::text[], $8::uuid[], $9::int[], $10::text[], $11::int[],
-                $12::smallint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
-                $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::uuid[],
+                $12::smallint[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                $17::timestamptz[], $18::timestamptz[], $19::bigint[], $20::bigint[], $21::uuid[],
                 $22::text[], $23::uuid[], $24::text[], $25::uuid[], $26::text[],
-                $27::bigint[], $28::text[], $29::bigint[])
+                $27::timestamptz[], $28::text[], $29::timestamptz[])
             AS t(id, tenant_id, device_id, kind, package_id, target_title, target_version,
                 campaign_id, wave, state, attempt, progress, error, created_at,
                 state_changed_at, updated_at, retry_at, wake_at, revision, expected,

@@ -411,9 +411,9 @@ async fn write_batch(pool: &PgPool, batch: &[Item<'_>]) -> Result<HashSet<Uuid>,
         "WITH i AS (
             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[],
                 $6::text[], $7::text[], $8::uuid[], $9::int[], $10::text[], $11::int[],
-                $12::smallint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
-                $17::bigint[], $18::bigint[], $19::bigint[], $20::bigint[], $21::uuid[],
-                $22::text[], $23::bool[], $24::text[], $25::text[])
+                $12::smallint[], $13::text[], $14::timestamptz[], $15::timestamptz[],
+                $16::timestamptz[], $17::timestamptz[], $18::timestamptz[], $19::bigint[],
+                $20::bigint[], $21::uuid[], $22::text[], $23::bool[], $24::text[], $25::text[])
             AS t(id, tenant_id, device_id, kind, package_id, target_title, target_version,
                 campaign_id, wave, state, attempt, progress, error, created_at,
                 state_changed_at, updated_at, retry_at, wake_at, revision, expected,

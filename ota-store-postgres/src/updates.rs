@@ -3,6 +3,7 @@
 
 use crate::codec::{
     from_json, from_ns, name_of, ns, ns_opt, overfetch, page, parse_name, to_i64, to_json, to_u64,
+    DbTime,
 };
 use crate::error::map;
 use crate::transition_batch::Item;
@@ -30,8 +31,8 @@ pub(crate) fn decode_update(row: &PgRow) -> Result<Update, StoreError> {
     let wave: i32 = row.try_get("wave").map_err(map)?;
     let attempt: i32 = row.try_get("attempt").map_err(map)?;
     let campaign: Option<Uuid> = row.try_get("campaign_id").map_err(map)?;
-    let retry_at: Option<i64> = row.try_get("retry_at").map_err(map)?;
-    let wake_at: Option<i64> = row.try_get("wake_at").map_err(map)?;
+    let retry_at: Option<DbTime> = row.try_get("retry_at").map_err(map)?;
+    let wake_at: Option<DbTime> = row.try_get("wake_at").map_err(map)?;
     Ok(Update {
         id: UpdateId(row.try_get("id").map_err(map)?),
         tenant_id: TenantId(row.try_get("tenant_id").map_err(map)?),
@@ -80,11 +81,11 @@ pub(crate) struct UpdateColumns {
     pub attempt: Vec<i32>,
     pub progress: Vec<Option<i16>>,
     pub error: Vec<Option<String>>,
-    pub created_at: Vec<i64>,
-    pub state_changed_at: Vec<i64>,
-    pub updated_at: Vec<i64>,
-    pub retry_at: Vec<Option<i64>>,
-    pub wake_at: Vec<Option<i64>>,
+    pub created_at: Vec<DbTime>,
+    pub state_changed_at: Vec<DbTime>,
+    pub updated_at: Vec<DbTime>,
+    pub retry_at: Vec<Option<DbTime>>,
+    pub wake_at: Vec<Option<DbTime>>,
     pub revision: Vec<i64>,
 }
 
@@ -240,8 +241,8 @@ pub(crate) async fn insert_batch(
                 error, created_at, state_changed_at, updated_at, retry_at, wake_at, revision)
             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[],
                 $6::text[], $7::text[], $8::uuid[], $9::int[], $10::text[], $11::int[],
-                $12::smallint[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
-                $17::bigint[], $18::bigint[], $19::bigint[])
+                $12::smallint[], $13::text[], $14::timestamptz[], $15::timestamptz[], $16::timestamptz[],
+                $17::timestamptz[], $18::timestamptz[], $19::bigint[])
             RETURNING campaign_id, wave, state)
          {COUNT_INSERTED}"
     );
