@@ -37,7 +37,7 @@ async fn make_secrets(store: Arc<dyn Store>, keys_store: Arc<dyn ApiKeyStore>) -
     let d2 = ota.new_device(tenant, "d2", profile.id, BTreeSet::new(), &second);
     ota.create_devices(ACTOR, &[d1.clone(), d2]).await.unwrap();
     let changed = format!("device-token-changed-{unique}");
-    ota.set_device_token(ACTOR, tenant, d1.id, Some(&changed))
+    ota.set_device_token(ACTOR, tenant, d1.id, Some(changed.as_str()))
         .await
         .unwrap();
     let keys = StoredApiKeys::new(keys_store, Arc::new(SystemClock));
