@@ -46,7 +46,7 @@ fn setup(rt: &tokio::runtime::Runtime, n: usize) -> Setup {
             name: "p".into(),
             created_at: now,
         };
-        store.create_profile(&profile).await.unwrap();
+        store.create_profile(&profile, None).await.unwrap();
         let mut some_device = None;
         for start in (0..n).step_by(50_000) {
             let batch: Vec<Device> = (start..(start + 50_000).min(n))
@@ -62,7 +62,7 @@ fn setup(rt: &tokio::runtime::Runtime, n: usize) -> Setup {
                 })
                 .collect();
             some_device.get_or_insert(batch[0].id);
-            store.create_devices(&batch).await.unwrap();
+            store.create_devices(&batch, None).await.unwrap();
         }
         let package = Package {
             id: PackageId::new(),
@@ -84,7 +84,7 @@ fn setup(rt: &tokio::runtime::Runtime, n: usize) -> Setup {
             created_at: now,
             created_by: "bench".into(),
         };
-        store.create_package(&package).await.unwrap();
+        store.create_package(&package, None).await.unwrap();
         let mut spec = CampaignSpec::new(
             "bench",
             package.id,
@@ -109,7 +109,7 @@ fn setup(rt: &tokio::runtime::Runtime, n: usize) -> Setup {
             },
         ];
         let campaign = Campaign::new(tenant, package.kind, spec, "bench", now);
-        store.create_campaign(&campaign).await.unwrap();
+        store.create_campaign(&campaign, None).await.unwrap();
         Setup {
             store,
             campaign,

@@ -60,7 +60,7 @@ async fn fleet(store: &PgStore, n: usize) -> (TenantId, ProfileId, Vec<DeviceId>
         name: "bench".into(),
         created_at: now,
     };
-    store.create_profile(&profile).await.unwrap();
+    store.create_profile(&profile, None).await.unwrap();
     let mut ids = Vec::with_capacity(n);
     for start in (0..n).step_by(10_000) {
         let batch: Vec<Device> = (start..(start + 10_000).min(n))
@@ -76,7 +76,7 @@ async fn fleet(store: &PgStore, n: usize) -> (TenantId, ProfileId, Vec<DeviceId>
             })
             .collect();
         ids.extend(batch.iter().map(|d| d.id));
-        store.create_devices(&batch).await.unwrap();
+        store.create_devices(&batch, None).await.unwrap();
     }
     let package = Package {
         id: PackageId::new(),
@@ -98,7 +98,7 @@ async fn fleet(store: &PgStore, n: usize) -> (TenantId, ProfileId, Vec<DeviceId>
         created_at: now,
         created_by: "bench".into(),
     };
-    store.create_package(&package).await.unwrap();
+    store.create_package(&package, None).await.unwrap();
     (tenant, profile.id, ids, package)
 }
 

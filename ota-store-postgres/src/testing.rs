@@ -264,6 +264,7 @@ pub async fn content_round_trip(store: &PgStore, bytes: u64) -> ContentRoundTrip
         Some(reference.checksum.clone()),
         None,
         generated_content(bytes, PIECE, SEED),
+        None,
     ))
     .await;
     let stored = stored.expect("upload");

@@ -54,7 +54,7 @@ async fn audit_kill_actions_process() {
     let package = ota
         .create_external_package(
             ACTOR,
-            NewPackage::new(tenant, PackageKind::Firmware, "fw", format!("{round}")),
+            NewPackage::new(tenant, PackageKind::Firmware, "fw", round.to_string()),
             "https://example.com/fw.bin",
         )
         .await

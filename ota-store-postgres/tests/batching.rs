@@ -33,8 +33,8 @@ async fn one_conflict_among_many(write_batch: usize) {
     let devices = f.devices(&profile, "d", 30).await;
     let old = f.package(PackageKind::Firmware, "fw", "1.0");
     let new = f.package(PackageKind::Firmware, "fw", "2.0");
-    store.create_package(&old).await.unwrap();
-    store.create_package(&new).await.unwrap();
+    store.create_package(&old, None).await.unwrap();
+    store.create_package(&new, None).await.unwrap();
 
     // Device 0: a failed update, then a queued one. Retrying the failed one would give it two
     // unfinished updates.

@@ -105,7 +105,7 @@ async fn a_campaign_stopped_half_way_is_finished_by_the_tick() {
     let revision = stopped.revision;
     stopped.state = CampaignState::Stopped;
     stopped.revision += 1;
-    store.save_campaign(&stopped, revision).await.unwrap();
+    store.save_campaign(&stopped, revision, None).await.unwrap();
     let ended = store.ended_campaigns_with_live_updates().await.unwrap();
     assert_eq!(ended.iter().map(|c| c.id).collect::<Vec<_>>(), vec![c.id]);
 

@@ -372,12 +372,13 @@ async fn engines_killed_at_random_lose_no_notice() {
     // Every device finished and the campaign with them.
     let done = count(&store, tenant, UpdateFilter::in_state(UpdateState::Updated)).await;
     if done != DEVICES as u64 {
-        let left: Vec<(
+        type Left = (
             Uuid,
             String,
             Option<String>,
             Option<chrono::DateTime<chrono::Utc>>,
-        )> = sqlx::query_as(
+        );
+        let left: Vec<Left> = sqlx::query_as(
             "SELECT device_id, state, lease_owner, lease_until FROM ota_updates
              WHERE tenant_id = $1 AND state <> 'UPDATED' LIMIT 20",
         )

@@ -198,7 +198,7 @@ async fn setup(
     let profile = f.profile("p").await;
     let devices = f.devices(&profile, "d", 12).await;
     let package = f.package(PackageKind::Firmware, "fw", "2.0");
-    store.create_package(&package).await.unwrap();
+    store.create_package(&package, None).await.unwrap();
     let updates: Vec<Update> = devices
         .iter()
         .map(|d| f.update(d, &package, clock.now()))

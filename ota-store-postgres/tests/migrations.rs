@@ -94,7 +94,7 @@ async fn schema_names_are_quoted_identifiers() {
             name: "p".into(),
             created_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         };
-        store.create_profile(&profile).await.unwrap();
+        store.create_profile(&profile, None).await.unwrap();
         assert_eq!(
             store.get_profile(tenant, profile.id).await.unwrap(),
             profile

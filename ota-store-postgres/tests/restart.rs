@@ -185,7 +185,7 @@ async fn calls_fail_transiently_while_the_server_restarts_then_succeed() {
         .expect("connect to the private cluster");
     let tenant = TenantId::new();
     let before = profile(tenant, "before");
-    store.create_profile(&before).await.unwrap();
+    store.create_profile(&before, None).await.unwrap();
     // Keep pooled connections open across the restart.
     for _ in 0..4 {
         store.get_profile(tenant, before.id).await.unwrap();
@@ -198,7 +198,7 @@ async fn calls_fail_transiently_while_the_server_restarts_then_succeed() {
             other => panic!("expected a transient error while the server is down, got {other:?}"),
         }
     }
-    let refused = store.create_profile(&profile(tenant, "during")).await;
+    let refused = store.create_profile(&profile(tenant, "during"), None).await;
     assert!(
         matches!(&refused, Err(e) if e.is_transient()),
         "a write while the server is down: {refused:?}"
@@ -221,7 +221,7 @@ async fn calls_fail_transiently_while_the_server_restarts_then_succeed() {
         "what was written before the restart is still there"
     );
     let after = profile(tenant, "after");
-    store.create_profile(&after).await.unwrap();
+    store.create_profile(&after, None).await.unwrap();
     let listed = store
         .list_profiles(tenant, PageRequest::first(10))
         .await

@@ -44,7 +44,7 @@ async fn write_and_read(store: &PgStore, t: Timestamp) -> Vec<Timestamp> {
         name: "p".into(),
         created_at: t,
     };
-    store.create_profile(&profile).await.unwrap();
+    store.create_profile(&profile, None).await.unwrap();
     let mut update = Update::new(
         tenant,
         DeviceId::new(),
@@ -69,7 +69,7 @@ async fn write_and_read(store: &PgStore, t: Timestamp) -> Vec<Timestamp> {
         created_at: t,
         revoked_at: Some(t),
     };
-    store.create_api_key(&key).await.unwrap();
+    store.create_api_key(&key, None).await.unwrap();
     let p = store.get_profile(tenant, profile.id).await.unwrap();
     let u = store.get_update(tenant, update.id).await.unwrap();
     let k = store.get_api_key(tenant, key.id).await.unwrap();

@@ -93,7 +93,7 @@ async fn four_slow_uploads_on_a_pool_of_four_do_not_starve_other_calls() {
         let package = p.clone();
         uploads.push(tokio::spawn(async move {
             store
-                .create_package_with_content(package, None, None, gated(first, rest, gate))
+                .create_package_with_content(package, None, None, gated(first, rest, gate), None)
                 .await
         }));
         packages.push(p);
@@ -155,7 +155,7 @@ async fn a_second_upload_of_the_same_version_is_refused_without_waiting() {
         let (store, p) = (store.clone(), p.clone());
         tokio::spawn(async move {
             store
-                .create_package_with_content(p, None, None, gated(first, rest, gate))
+                .create_package_with_content(p, None, None, gated(first, rest, gate), None)
                 .await
         })
     };
@@ -169,6 +169,7 @@ async fn a_second_upload_of_the_same_version_is_refused_without_waiting() {
             None,
             None,
             Box::pin(futures::stream::iter([Ok(first2), Ok(rest2)])),
+            None,
         ),
     )
     .await
@@ -208,6 +209,7 @@ async fn abandon_upload(pg: &PgStore, store: &Arc<dyn Store>, p: &Package) {
         None,
         None,
         gated(first, rest, gate),
+        None,
     ));
     tokio::select! {
         done = &mut upload => panic!("the upload cannot finish: {done:?}"),
@@ -246,6 +248,7 @@ async fn abandoned_uploads_are_cleaned_up() {
             None,
             None,
             Box::pin(futures::stream::iter([Ok(first), Ok(rest)])),
+            None,
         )
         .await
         .expect("the abandoned upload no longer holds the version");
@@ -281,6 +284,7 @@ async fn a_dropped_upload_leaves_no_package_and_no_chunk() {
         None,
         None,
         gated(first, rest, gate),
+        None,
     ));
     tokio::select! {
         done = &mut upload => panic!("the upload cannot finish: {done:?}"),

@@ -78,7 +78,7 @@ async fn setup(ota: &Ota, n: usize) -> (TenantId, CampaignId) {
                 )
             })
             .collect();
-        ota.store().create_devices(&batch).await.unwrap();
+        ota.store().create_devices(&batch, None).await.unwrap();
     }
     let new = NewPackage::new(tenant, PackageKind::Firmware, "fw", "2.0");
     let package = ota

@@ -40,7 +40,7 @@ async fn member(s: &Server, tenant: TenantId, i: usize, len: usize) -> Member {
         .await
         .unwrap();
     let bytes = content(len, i as u64 + 1);
-    let new = NewPackage::new(tenant, PackageKind::Firmware, &format!("fw{i}"), "1.0");
+    let new = NewPackage::new(tenant, PackageKind::Firmware, format!("fw{i}"), "1.0");
     let package = s
         .ota
         .upload_package(ACTOR, new, stream_of(bytes.clone(), 1000))

@@ -41,8 +41,14 @@ async fn make_secrets(store: Arc<dyn Store>, keys_store: Arc<dyn ApiKeyStore>) -
         .await
         .unwrap();
     let keys = StoredApiKeys::new(keys_store, Arc::new(SystemClock));
-    let (_, admin_key) = keys.issue(tenant, "admin", Role::Admin).await.unwrap();
-    let (_, reader_key) = keys.issue(tenant, "reader", Role::ReadOnly).await.unwrap();
+    let (_, admin_key) = keys
+        .issue(tenant, "admin", Role::Admin, None)
+        .await
+        .unwrap();
+    let (_, reader_key) = keys
+        .issue(tenant, "reader", Role::ReadOnly, None)
+        .await
+        .unwrap();
     // Every secret still works, and comes back from the store as an empty token.
     let found = ota.store().device_by_token(&changed).await.unwrap();
     assert_eq!(found.id, d1.id);

@@ -262,7 +262,7 @@ mod tests {
             .load(store.as_ref(), tenant, missing, 10)
             .await
             .is_err());
-        assert!(cache.lock().slots.get(&missing).is_none());
+        assert!(!cache.lock().slots.contains_key(&missing));
     }
 
     #[tokio::test]

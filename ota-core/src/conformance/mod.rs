@@ -39,8 +39,8 @@ pub use fixtures::Fixture;
 pub use misc::*;
 pub use outbox::*;
 pub use packages::*;
-pub use retention::*;
 pub use report_writes::*;
+pub use retention::*;
 pub use updates::*;
 
 /// The names of every behaviour, in the order the macro stamps them.

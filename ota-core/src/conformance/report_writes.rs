@@ -18,7 +18,7 @@ pub async fn transition_with_current_writes_both_or_no_transition(store: Arc<dyn
     let devices = f.devices(&p, "d", 1).await;
     let device = &devices[0];
     let pkg = f.package(PackageKind::Firmware, "fw", "2.0");
-    store.create_package(&pkg).await.expect("package");
+    store.create_package(&pkg, None).await.expect("package");
     let u = f.update(device, &pkg, at(0));
     store
         .create_updates(std::slice::from_ref(&u))
@@ -27,7 +27,12 @@ pub async fn transition_with_current_writes_both_or_no_transition(store: Arc<dyn
     let Outcome::Applied {
         update: initiated,
         history,
-    } = apply(&u, &UpdateEvent::Dispatched, at(1), &UpdatePolicy::default())
+    } = apply(
+        &u,
+        &UpdateEvent::Dispatched,
+        at(1),
+        &UpdatePolicy::default(),
+    )
     else {
         panic!("a queued update is dispatched");
     };

@@ -163,8 +163,8 @@ impl DeviceStore for MemoryStore {
             let mut tokens = HashSet::new();
             let mut ids = HashSet::new();
             for d in devices {
-                check_profile(&t, d.tenant_id, d.profile_id)?;
-                check_groups(&t, d.tenant_id, &d.groups)?;
+                check_profile(t, d.tenant_id, d.profile_id)?;
+                check_groups(t, d.tenant_id, &d.groups)?;
                 if t.devices.contains_key(&d.id) || !ids.insert(d.id) {
                     return Err(StoreError::conflict(
                         "device",
@@ -300,7 +300,7 @@ impl DeviceStore for MemoryStore {
     ) -> Result<Device, StoreError> {
         self.audited(audit, |t| {
             let old = t.device(tenant, id)?.profile_id;
-            check_profile(&t, tenant, profile)?;
+            check_profile(t, tenant, profile)?;
             if let Some(m) = t.profile_members.get_mut(&old) {
                 m.remove(&id);
             }
@@ -323,7 +323,7 @@ impl DeviceStore for MemoryStore {
     ) -> Result<Device, StoreError> {
         self.audited(audit, |t| {
             let old = t.device(tenant, id)?.groups.clone();
-            check_groups(&t, tenant, groups)?;
+            check_groups(t, tenant, groups)?;
             for g in &old {
                 if let Some(m) = t.group_members.get_mut(g) {
                     m.remove(&id);

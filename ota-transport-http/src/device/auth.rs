@@ -16,9 +16,12 @@ fn key_of(token: &str) -> [u8; 32] {
 /// chunks costs one store lookup per `ttl`, not one per request. Bounded: when full, expired
 /// entries go first, then everything. Keyed by the token's SHA-256, like the stores: the
 /// tokens themselves are not kept.
+/// A token digest's device and when it was looked up.
+type CachedDevices = HashMap<[u8; 32], (Arc<Device>, Instant)>;
+
 #[derive(Debug)]
 pub(crate) struct TokenCache {
-    entries: Mutex<HashMap<[u8; 32], (Arc<Device>, Instant)>>,
+    entries: Mutex<CachedDevices>,
     ttl: Duration,
     capacity: usize,
 }
