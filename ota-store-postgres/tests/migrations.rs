@@ -73,7 +73,18 @@ async fn a_database_from_a_newer_build_is_refused() {
 async fn schema_names_are_quoted_identifiers() {
     let db = fresh_database().await;
     let caps = format!("Caps_{}", db.schema);
-    // `user` is shared by every run of this test; migrations are idempotent, so it is left.
+    // `user` is one name for every run of this test: dropped first, so that no earlier run
+    // (or a build that knew other migrations) leaves its tables behind.
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .expect("connect");
+    sqlx::query(r#"DROP SCHEMA IF EXISTS "user" CASCADE"#)
+        .execute(&admin)
+        .await
+        .expect("drop schema user");
+    admin.close().await;
     for schema in ["user".to_string(), caps.clone()] {
         let store = PgStore::connect(PgStoreOptions::new(db.url.clone()).schema(schema.clone()))
             .await

@@ -19,7 +19,7 @@
 //!   delivered; with none, the long-poll waits as usual (a notice written while it waits
 //!   reaches it through the store's `NOTIFY`, the tick or the periodic fallback).
 //!
-//! A device's reads look into the outbox at most every [`LOOK_EVERY`] (a look costs a
+//! A device's reads look into the outbox at most every `LOOK_EVERY` (a look costs a
 //! statement; an idle device reads every long-poll period). A request that fails leaves its claimed notices to come back when their lease lapses
 //! (at least once). Notices of MQTT devices are untouched unless the device reads its
 //! attributes over HTTP, which supersedes them the same way: the instance holding a device's
