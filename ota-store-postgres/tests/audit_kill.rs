@@ -139,19 +139,17 @@ async fn audit_kill_actions_process() {
             .await
             .unwrap();
         ota.stop_campaign(ACTOR, tenant, campaign.id).await.unwrap();
-        // A scheduled assignment of a kept group, run by a tick.
-        if i % 3 != 0 {
-            let start = (Utc::now() - chrono::Duration::minutes(1)).naive_utc();
-            let once = Recurrence::new(start, "UTC", Repeat::Once, None).unwrap();
-            let action = ScheduledAction::Assign {
-                target: AssignmentTarget::Group(group.id),
-                package_id: package.id,
-            };
-            ota.create_schedule(ACTOR, tenant, &format!("s-{round}-{i}"), once, action)
-                .await
-                .unwrap();
-            ota.tick().await.unwrap();
-        }
+        // A scheduled assignment of the profile, run by a tick.
+        let start = (Utc::now() - chrono::Duration::minutes(1)).naive_utc();
+        let once = Recurrence::new(start, "UTC", Repeat::Once, None).unwrap();
+        let action = ScheduledAction::Assign {
+            target,
+            package_id: package.id,
+        };
+        ota.create_schedule(ACTOR, tenant, &format!("s-{round}-{i}"), once, action)
+            .await
+            .unwrap();
+        ota.tick().await.unwrap();
     }
 }
 
