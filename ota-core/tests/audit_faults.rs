@@ -26,12 +26,30 @@ use std::collections::{BTreeMap, BTreeSet};
 /// One management write; `fault` reuses the id of the first audit entry for its entry.
 #[derive(Clone, Debug)]
 enum Op {
-    Create { slot: usize, name: u8, fault: bool },
-    Rename { slot: usize, name: u8, fault: bool },
-    Delete { slot: usize, fault: bool },
-    AddDevice { slot: usize, fault: bool },
+    Create {
+        slot: usize,
+        name: u8,
+        fault: bool,
+    },
+    Rename {
+        slot: usize,
+        name: u8,
+        fault: bool,
+    },
+    Delete {
+        slot: usize,
+        fault: bool,
+    },
+    AddDevice {
+        slot: usize,
+        fault: bool,
+    },
     /// An operator's cancel (`retry: false`) or retry of one of the fixed updates.
-    Operate { update: usize, retry: bool, fault: bool },
+    Operate {
+        update: usize,
+        retry: bool,
+        fault: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -186,9 +204,12 @@ impl World {
                         reason: "prop".into(),
                     }
                 };
-                let Outcome::Applied { update, history } =
-                    apply(&current, &event, Timestamp::default(), &UpdatePolicy::default())
-                else {
+                let Outcome::Applied { update, history } = apply(
+                    &current,
+                    &event,
+                    Timestamp::default(),
+                    &UpdatePolicy::default(),
+                ) else {
                     return Err(StoreError::precondition("the event does not apply"));
                 };
                 let e = self
@@ -248,9 +269,17 @@ impl World {
                 created_at: Timestamp::default(),
             };
             let e = self
-                .entry("device.create", d.name.clone(), false, serde_json::json!({}))
+                .entry(
+                    "device.create",
+                    d.name.clone(),
+                    false,
+                    serde_json::json!({}),
+                )
                 .await;
-            self.store.create_devices(&[d.clone()], Some(&e)).await.unwrap();
+            self.store
+                .create_devices(&[d.clone()], Some(&e))
+                .await
+                .unwrap();
             let u = Update::new(
                 self.tenant,
                 d.id,

@@ -202,7 +202,9 @@ async fn a_scheduled_run_is_logged_by_its_action_or_by_its_failure() {
     assert_eq!(runs[0].actor, format!("schedule {}", start.id));
     assert_eq!(runs[0].details["ok"], json!(false));
     assert_eq!(runs[0].details["occurrence"], occurrence);
-    assert!(runs[0].details["error"].as_str().is_some_and(|e| !e.is_empty()));
+    assert!(runs[0].details["error"]
+        .as_str()
+        .is_some_and(|e| !e.is_empty()));
     let assigned = entries(&log, "assignment.set");
     assert_eq!(assigned.len(), 1);
     assert_eq!(assigned[0].actor, format!("schedule {}", assign.id));
@@ -210,5 +212,9 @@ async fn a_scheduled_run_is_logged_by_its_action_or_by_its_failure() {
         assigned[0].details["schedule"],
         json!({"event": assign.id, "occurrence": occurrence})
     );
-    assert_eq!(assigned[0].details["version"], json!("2.0"), "the action's own details");
+    assert_eq!(
+        assigned[0].details["version"],
+        json!("2.0"),
+        "the action's own details"
+    );
 }

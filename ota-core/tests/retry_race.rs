@@ -111,9 +111,8 @@ async fn run(at: usize) -> Run {
     ota.create_devices(ACTOR, std::slice::from_ref(&device))
         .await
         .unwrap();
-    let package = |version: &str| {
-        NewPackage::new(tenant, PackageKind::Firmware, "fw", version.to_string())
-    };
+    let package =
+        |version: &str| NewPackage::new(tenant, PackageKind::Firmware, "fw", version.to_string());
     let a = ota
         .create_external_package(ACTOR, package("2.0"), "https://example.com/2.bin")
         .await

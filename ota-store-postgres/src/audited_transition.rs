@@ -112,7 +112,8 @@ async fn statement(pool: &PgPool, write: &AuditedTransition) -> Result<i64, sqlx
 /// The answer for a statement the server refused: a taken entry id, or what a transition
 /// refused the same way would answer.
 fn refused(e: sqlx::Error) -> StoreError {
-    let taken = matches!(&e, sqlx::Error::Database(db) if db.constraint() == Some("ota_audit_pkey"));
+    let taken =
+        matches!(&e, sqlx::Error::Database(db) if db.constraint() == Some("ota_audit_pkey"));
     if taken {
         return StoreError::conflict("audit entry", "the id exists; the audit log is append only");
     }
@@ -141,7 +142,11 @@ async fn why_not(pool: &PgPool, write: &AuditedTransition) -> Result<(), StoreEr
 
 /// The answer for a statement whose reply was lost: applied when its entry is stored (it
 /// commits with the transition and only with it), else `lost`.
-async fn settle(pool: &PgPool, write: &AuditedTransition, lost: StoreError) -> Result<(), StoreError> {
+async fn settle(
+    pool: &PgPool,
+    write: &AuditedTransition,
+    lost: StoreError,
+) -> Result<(), StoreError> {
     let stored: Result<bool, sqlx::Error> =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM ota_audit WHERE id = $1)")
             .bind(write.audit.id)

@@ -14,15 +14,15 @@
 //! logged too, a group logged as deleted is gone, each logged cancel and retry is in the
 //! update's history, a logged scheduled run's event has run).
 
+use chrono::Utc;
 use ota_core::assignment::AssignmentTarget;
 use ota_core::audit::AuditEntry;
-use chrono::Utc;
 use ota_core::engine::{Ota, OtaConfig};
 use ota_core::notifier::RecordingNotifier;
 use ota_core::schedule::{Recurrence, Repeat, ScheduledAction};
 use ota_core::store::{
-    AuditStore, DeviceSelector, DeviceStore, PageRequest, ScheduleStore, UpdateFilter,
-    UpdateStore, MAX_PAGE_SIZE,
+    AuditStore, DeviceSelector, DeviceStore, PageRequest, ScheduleStore, UpdateFilter, UpdateStore,
+    MAX_PAGE_SIZE,
 };
 use ota_core::update::{EventSource, HistoryOutcome};
 use ota_core::wire::DeviceReport;
@@ -123,7 +123,9 @@ async fn audit_kill_actions_process() {
             },
         );
         let campaign = ota.create_campaign(ACTOR, tenant, spec).await.unwrap();
-        ota.start_campaign(ACTOR, tenant, campaign.id).await.unwrap();
+        ota.start_campaign(ACTOR, tenant, campaign.id)
+            .await
+            .unwrap();
         ota.tick().await.unwrap();
         let failed = DeviceReport {
             kind: PackageKind::Firmware,
@@ -376,7 +378,10 @@ async fn audit_entries_and_actions_survive_kills_together() {
         .iter()
         .filter(|e| e.action == "assignment.set" && !e.details["schedule"].is_null())
         .collect();
-    assert!(!scheduled.is_empty(), "the process should have run schedules");
+    assert!(
+        !scheduled.is_empty(),
+        "the process should have run schedules"
+    );
     for e in &scheduled {
         assert_eq!(
             ran.get(&e.details["schedule"]["event"].to_string()),

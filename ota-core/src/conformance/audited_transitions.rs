@@ -44,7 +44,11 @@ fn transition_of(u: &Update, event: &UpdateEvent, secs: i64) -> Transition {
             update,
             history,
         },
-        other => panic!("{} applies to a {} update, got {other:?}", event.name(), u.state),
+        other => panic!(
+            "{} applies to a {} update, got {other:?}",
+            event.name(),
+            u.state
+        ),
     }
 }
 
@@ -129,9 +133,16 @@ pub async fn operator_transitions_are_written_with_their_audit_entry(store: Arc<
     let stored = store.get_update(f.tenant, u.id).await.expect("get");
     assert_eq!(stored, canceled.transition.update);
     assert_eq!(stored.state, UpdateState::Canceled);
-    assert_eq!(log(&f).await, vec![canceled.audit.clone()], "the cancel's entry");
     assert_eq!(
-        store.count_undelivered(Some(f.tenant)).await.expect("count"),
+        log(&f).await,
+        vec![canceled.audit.clone()],
+        "the cancel's entry"
+    );
+    assert_eq!(
+        store
+            .count_undelivered(Some(f.tenant))
+            .await
+            .expect("count"),
         1,
         "the withdrawal notice"
     );
@@ -182,7 +193,10 @@ pub async fn operator_transitions_are_written_with_their_audit_entry(store: Arc<
         "one history entry per transition"
     );
     assert_eq!(
-        store.count_undelivered(Some(f.tenant)).await.expect("count"),
+        store
+            .count_undelivered(Some(f.tenant))
+            .await
+            .expect("count"),
         1,
         "a retry writes no notice"
     );
@@ -221,7 +235,11 @@ pub async fn refused_operator_transitions_write_no_entry(store: Arc<dyn Store>) 
         matches!(answer, Err(StoreError::PreconditionFailed { .. })),
         "stale: {answer:?}"
     );
-    assert_eq!(snapshot(&f, u.id).await, before, "a stale cancel wrote something");
+    assert_eq!(
+        snapshot(&f, u.id).await,
+        before,
+        "a stale cancel wrote something"
+    );
 
     // Unknown update.
     let mut unknown = audited(&f, &updates[1], &cancel(), 10);
@@ -278,8 +296,16 @@ pub async fn refused_operator_transitions_write_no_entry(store: Arc<dyn Store>) 
         matches!(answer, Err(StoreError::Conflict { .. })),
         "a reused entry id: {answer:?}"
     );
-    assert_eq!(snapshot(&f, updates[1].id).await, before, "a refused entry's action");
-    assert_eq!(log(&f).await, vec![logged], "the logged entry is not replaced");
+    assert_eq!(
+        snapshot(&f, updates[1].id).await,
+        before,
+        "a refused entry's action"
+    );
+    assert_eq!(
+        log(&f).await,
+        vec![logged],
+        "the logged entry is not replaced"
+    );
 
     // A retry of an update that a newer one replaced.
     let replaced = &updates[2];

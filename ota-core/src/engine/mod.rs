@@ -105,7 +105,10 @@ impl Ota {
 
     /// `details` of an audit entry with `note` added as `schedule` (what a scheduled run
     /// tells about the action it performs: its event and occurrence).
-    fn noted(mut details: serde_json::Value, note: Option<&serde_json::Value>) -> serde_json::Value {
+    fn noted(
+        mut details: serde_json::Value,
+        note: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
         if let (Some(note), Some(map)) = (note, details.as_object_mut()) {
             map.insert("schedule".into(), note.clone());
         }

@@ -8,8 +8,8 @@ use crate::clock::Timestamp;
 use crate::ids::{DeviceId, NoticeId, TenantId};
 use crate::package::PackageKind;
 use crate::store::{
-    AuditedTransition, ClaimRecovery, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry,
-    Release, StoreError,
+    AuditedTransition, ClaimRecovery, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry, Release,
+    StoreError,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};
