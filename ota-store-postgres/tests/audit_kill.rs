@@ -55,6 +55,9 @@ async fn audit_kill_actions_process() {
         parts.next().unwrap().parse::<TenantId>().unwrap(),
         parts.next().unwrap().to_string(),
     );
+    // Named, so that the test waits for these connections to end after a kill.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}application_name={}", app_name(&schema));
     let db = TestDatabase { url, schema };
     let store = PgStore::connect(db.options()).await.unwrap();
     let ota = Ota::new(
@@ -71,9 +74,11 @@ async fn audit_kill_actions_process() {
         )
         .await
         .unwrap();
-    // Tell the parent the loop runs (it kills only from then on).
-    println!("ready");
     for i in 0.. {
+        if i == 1 {
+            // Tell the parent a whole iteration ran (it kills only from then on).
+            println!("ready");
+        }
         let profile = ota
             .create_profile(ACTOR, tenant, &format!("p-{round}-{i}"))
             .await
@@ -153,6 +158,35 @@ async fn audit_kill_actions_process() {
             .unwrap();
         ota.tick().await.unwrap();
     }
+}
+
+/// The `application_name` of the actions process's connections.
+fn app_name(schema: &str) -> String {
+    let tail: String = schema.chars().rev().take(24).collect();
+    format!("audit-kill-{}", tail.chars().rev().collect::<String>())
+}
+
+/// Waits until the killed process's connections are gone: a statement it sent before the kill
+/// may still commit on the server, and the checks must see the final state.
+async fn wait_for_backends(db: &TestDatabase) {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(app_name(&db.schema))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the killed process's connections did not end");
 }
 
 /// A small xorshift generator: the kill times, reproducible from the printed seed.
@@ -236,6 +270,7 @@ async fn audit_entries_and_actions_survive_kills_together() {
         );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        wait_for_backends(&db).await;
     }
 
     let log = audit_log(&store, tenant).await;
