@@ -277,7 +277,7 @@ impl World {
                 )
                 .await;
             self.store
-                .create_devices(&[d.clone()], Some(&e))
+                .create_devices(std::slice::from_ref(&d), Some(&e))
                 .await
                 .unwrap();
             let u = Update::new(
@@ -289,7 +289,10 @@ impl World {
                 None,
                 Timestamp::default(),
             );
-            self.store.create_updates(&[u.clone()]).await.unwrap();
+            self.store
+                .create_updates(std::slice::from_ref(&u))
+                .await
+                .unwrap();
             self.updates.push(u.id);
         }
     }
