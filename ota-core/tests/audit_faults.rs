@@ -1,39 +1,71 @@
 //! Fault injection on the memory store: random sequences of management writes (create,
-//! rename and delete profiles, create devices in them), each with its audit entry, some with
-//! an injected fault in the audit step (an entry whose id is taken, which the store must
-//! refuse) and many that fail on their own (a taken name, an unknown profile, a profile in
-//! use). After every step: a write that failed left no entry and no effect, one that
-//! succeeded left exactly one entry, and replaying the audit log gives the profiles and
-//! devices the store holds (both or neither).
+//! rename and delete profiles, create devices in them, an operator's cancel and retry of a
+//! device's update), each with its audit entry, some with an injected fault in the audit step
+//! (an entry whose id is taken, which the store must refuse) and many that fail on their own
+//! (a taken name, an unknown profile, a profile in use, a cancel of a canceled update). After
+//! every step: a write that failed left no entry and no effect, one that succeeded left
+//! exactly one entry, and replaying the audit log gives the profiles, devices and operator
+//! transitions (per update, as its history tells) the store holds (both or neither).
 
 use ota_core::audit::AuditEntry;
 use ota_core::device::{CurrentVersions, Device, DeviceProfile};
 use ota_core::memory::MemoryStore;
 use ota_core::store::{
-    AuditStore, DeviceSelector, DeviceStore, PageRequest, StoreError, MAX_PAGE_SIZE,
+    AuditStore, AuditedTransition, DeviceSelector, DeviceStore, PageRequest, StoreError,
+    Transition, UpdateStore, MAX_PAGE_SIZE,
 };
-use ota_core::{DeviceId, ProfileId, TenantId, Timestamp};
+use ota_core::update::{
+    apply, EventSource, HistoryOutcome, Outcome, Update, UpdateEvent, UpdatePolicy,
+};
+use ota_core::{
+    DeviceId, PackageId, PackageKind, ProfileId, TenantId, Timestamp, TitleVersion, UpdateId,
+};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One management write; `fault` reuses the id of the first audit entry for its entry.
 #[derive(Clone, Debug)]
 enum Op {
-    Create { slot: usize, name: u8, fault: bool },
-    Rename { slot: usize, name: u8, fault: bool },
-    Delete { slot: usize, fault: bool },
-    AddDevice { slot: usize, fault: bool },
+    Create {
+        slot: usize,
+        name: u8,
+        fault: bool,
+    },
+    Rename {
+        slot: usize,
+        name: u8,
+        fault: bool,
+    },
+    Delete {
+        slot: usize,
+        fault: bool,
+    },
+    AddDevice {
+        slot: usize,
+        fault: bool,
+    },
+    /// An operator's cancel (`retry: false`) or retry of one of the fixed updates.
+    Operate {
+        update: usize,
+        retry: bool,
+        fault: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    (0u8..4, 0usize..3, 0u8..4, any::<bool>(), 0u8..5).prop_map(|(kind, slot, name, f, p)| {
+    (0u8..6, 0usize..3, 0u8..4, any::<bool>(), 0u8..5).prop_map(|(kind, slot, name, f, p)| {
         // Faults in about one write of five.
         let fault = f && p == 0;
         match kind {
             0 => Op::Create { slot, name, fault },
             1 => Op::Rename { slot, name, fault },
             2 => Op::Delete { slot, fault },
-            _ => Op::AddDevice { slot, fault },
+            3 => Op::AddDevice { slot, fault },
+            _ => Op::Operate {
+                update: slot,
+                retry: name % 2 == 1,
+                fault,
+            },
         }
     })
 }
@@ -44,7 +76,12 @@ struct World {
     /// The profile id of each slot (a slot keeps its id once used, even when deleted).
     slots: Vec<ProfileId>,
     devices: u32,
+    /// The updates operator transitions act on (of fixed devices).
+    updates: Vec<UpdateId>,
 }
+
+/// Operator transitions per (update, event): as logged, or as the history tells.
+type Operated = BTreeMap<(String, String), u32>;
 
 impl World {
     async fn log(&self) -> Vec<AuditEntry> {
@@ -151,13 +188,133 @@ impl World {
                     .await;
                 self.store.create_devices(&[d], Some(&e)).await
             }
+            Op::Operate {
+                update,
+                retry,
+                fault,
+            } => {
+                let current = self.store.get_update(tenant, self.updates[update]).await?;
+                let event = if retry {
+                    UpdateEvent::Retry {
+                        source: EventSource::Operator,
+                    }
+                } else {
+                    UpdateEvent::Cancel {
+                        source: EventSource::Operator,
+                        reason: "prop".into(),
+                    }
+                };
+                let Outcome::Applied { update, history } = apply(
+                    &current,
+                    &event,
+                    Timestamp::default(),
+                    &UpdatePolicy::default(),
+                ) else {
+                    return Err(StoreError::precondition("the event does not apply"));
+                };
+                let e = self
+                    .entry(
+                        &format!("update.{}", event.name()),
+                        current.id.to_string(),
+                        fault,
+                        serde_json::json!({}),
+                    )
+                    .await;
+                let write = AuditedTransition {
+                    transition: Transition {
+                        update,
+                        expected_revision: current.revision,
+                        history,
+                    },
+                    audit: e,
+                    notice: None,
+                    lease: None,
+                };
+                self.store
+                    .transition_audited(&write)
+                    .await
+                    .expect("the memory store writes operator transitions with their entry")
+            }
         }
     }
 
-    /// Replays the log: profiles (id -> name) and device names.
-    async fn replayed(&self) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    /// The fixed profile, devices and their updates the operator transitions act on, each
+    /// created with its entry.
+    async fn setup(&mut self) {
+        let profile = DeviceProfile {
+            id: ProfileId::new(),
+            tenant_id: self.tenant,
+            name: "fixed".into(),
+            created_at: Timestamp::default(),
+        };
+        let e = self
+            .entry(
+                "profile.create",
+                profile.id.to_string(),
+                false,
+                serde_json::json!({"name": profile.name}),
+            )
+            .await;
+        self.store.create_profile(&profile, Some(&e)).await.unwrap();
+        let package = PackageId::new();
+        for i in 0..3 {
+            let d = Device {
+                id: DeviceId::new(),
+                tenant_id: self.tenant,
+                name: format!("fixed{i}"),
+                profile_id: profile.id,
+                groups: BTreeSet::new(),
+                access_token: format!("{}-fixed{i}", self.tenant),
+                current: CurrentVersions::default(),
+                created_at: Timestamp::default(),
+            };
+            let e = self
+                .entry(
+                    "device.create",
+                    d.name.clone(),
+                    false,
+                    serde_json::json!({}),
+                )
+                .await;
+            self.store
+                .create_devices(std::slice::from_ref(&d), Some(&e))
+                .await
+                .unwrap();
+            let u = Update::new(
+                self.tenant,
+                d.id,
+                PackageKind::Firmware,
+                package,
+                TitleVersion::new("fw", "2.0"),
+                None,
+                Timestamp::default(),
+            );
+            self.store
+                .create_updates(std::slice::from_ref(&u))
+                .await
+                .unwrap();
+            self.updates.push(u.id);
+        }
+    }
+
+    /// Operator transitions as the updates' history tells.
+    async fn operated(&self) -> Operated {
+        let mut done = Operated::new();
+        for id in &self.updates {
+            for h in self.store.update_history(self.tenant, *id).await.unwrap() {
+                if h.source == EventSource::Operator && h.outcome == HistoryOutcome::Applied {
+                    *done.entry((id.to_string(), h.event)).or_default() += 1;
+                }
+            }
+        }
+        done
+    }
+
+    /// Replays the log: profiles (id -> name), device names and operator transitions.
+    async fn replayed(&self) -> (BTreeMap<String, String>, BTreeSet<String>, Operated) {
         let mut profiles = BTreeMap::new();
         let mut devices = BTreeSet::new();
+        let mut operated = Operated::new();
         for e in self.log().await {
             match e.action.as_str() {
                 "profile.create" => {
@@ -172,13 +329,17 @@ impl World {
                 "device.create" => {
                     devices.insert(e.target);
                 }
+                "update.cancel" | "update.retry" => {
+                    let event = e.action.trim_start_matches("update.").to_string();
+                    *operated.entry((e.target, event)).or_default() += 1;
+                }
                 _ => {}
             }
         }
-        (profiles, devices)
+        (profiles, devices, operated)
     }
 
-    async fn stored(&self) -> (BTreeMap<String, String>, BTreeSet<String>) {
+    async fn stored(&self) -> (BTreeMap<String, String>, BTreeSet<String>, Operated) {
         let profiles = self
             .store
             .list_profiles(self.tenant, PageRequest::first(MAX_PAGE_SIZE))
@@ -201,7 +362,7 @@ impl World {
             .into_iter()
             .map(|d| d.name)
             .collect();
-        (profiles, devices)
+        (profiles, devices, self.operated().await)
     }
 }
 
@@ -215,7 +376,9 @@ fn run(ops: &[Op]) -> Result<(), String> {
             tenant: TenantId::new(),
             slots: (0..3).map(|_| ProfileId::new()).collect(),
             devices: 0,
+            updates: Vec::new(),
         };
+        world.setup().await;
         for (i, op) in ops.iter().enumerate() {
             let before = world.log().await.len();
             let stored_before = world.stored().await;
@@ -247,6 +410,7 @@ fn run(ops: &[Op]) -> Result<(), String> {
                     | Op::Rename { fault: true, .. }
                     | Op::Delete { fault: true, .. }
                     | Op::AddDevice { fault: true, .. }
+                    | Op::Operate { fault: true, .. }
             );
             if faulty && before > 0 && answer.is_ok() {
                 return Err(format!(

@@ -89,13 +89,26 @@ async fn a_daily_assignment_runs_at_its_time_and_once_after_downtime() {
         .list_audit(h.tenant, PageRequest::first(1000))
         .await
         .unwrap();
+    // Each run is logged by its action's own entry, written with it, naming the event and
+    // the occurrence that ran.
+    let runs: Vec<_> = audit
+        .items
+        .iter()
+        .filter(|a| a.action == "assignment.set")
+        .collect();
+    assert_eq!(runs.len(), 2);
+    for run in &runs {
+        assert_eq!(run.actor, format!("schedule {}", e.id));
+        assert_eq!(run.details["schedule"]["event"], serde_json::json!(e.id));
+    }
     assert_eq!(
-        audit
-            .items
-            .iter()
-            .filter(|a| a.action == "schedule.run")
-            .count(),
-        2
+        runs[1].details["schedule"]["occurrence"],
+        serde_json::json!(e.last_run.unwrap()),
+        "the latest missed occurrence"
+    );
+    assert!(
+        !audit.items.iter().any(|a| a.action == "schedule.run"),
+        "no run failed"
     );
 
     let err = h

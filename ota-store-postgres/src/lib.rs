@@ -57,6 +57,7 @@ mod active_batch;
 mod api_keys;
 mod assignments;
 mod audit;
+mod audited_transition;
 mod batcher;
 mod campaigns;
 mod codec;

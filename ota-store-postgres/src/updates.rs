@@ -10,7 +10,8 @@ use crate::transition_batch::Item;
 use crate::PgStore;
 use async_trait::async_trait;
 use ota_core::store::{
-    ClaimRequest, Page, PageRequest, QueueScope, StoreError, Transition, UpdateFilter, UpdateStore,
+    AuditedTransition, ClaimRequest, Page, PageRequest, QueueScope, StoreError, Transition,
+    UpdateFilter, UpdateStore,
 };
 use ota_core::update::{HistoryEntry, Update, UpdateState};
 use ota_core::{CampaignId, DeviceId, PackageId, PackageKind, TenantId, TitleVersion, UpdateId};
@@ -315,6 +316,18 @@ impl UpdateStore for PgStore {
             self.write_transition(update, expected_revision, history, Some(current))
                 .await,
         )
+    }
+
+    async fn transition_audited(
+        &self,
+        write: &AuditedTransition,
+    ) -> Option<Result<(), StoreError>> {
+        let written = crate::audited_transition::write(&self.pool, write).await;
+        match &written {
+            Ok(()) => self.hints.written(&write.transition.update),
+            Err(_) => self.hints.forget(&write.transition.update),
+        }
+        Some(written)
     }
 
     async fn transition_many(&self, batch: &[Transition]) -> Vec<Result<(), StoreError>> {

@@ -1,22 +1,34 @@
 //! Audit entries commit with their action, across a crash: a child process runs management
 //! actions through the engine in a loop (create a profile, rename it, create a group, delete
-//! it, create a device, assign and unassign a package) and the test kills it (SIGKILL) at
-//! random moments, several times. Before audit entries were written with their action, the
-//! engine wrote the action, then the entry in a second step: a kill in between left an action
-//! without its entry.
+//! it, create a device, assign a package, cancel and retry the device's update, unassign;
+//! run a campaign whose update fails and retry its failed devices; a scheduled assignment run
+//! by a tick) and the test kills it (SIGKILL) at random moments, several times. Before audit
+//! entries were written with their action, the engine wrote the action, then the entry in a
+//! second step: a kill in between left an action without its entry.
 //!
 //! Afterwards, both ways: every action's effect has its entry (each profile, group and device
 //! that exists was logged as created, a profile's name is the one its last logged rename gave
-//! it, a deleted group was logged as deleted), and every entry's action took effect (each
-//! logged profile, group and device exists unless its deletion is logged too, and a group
-//! logged as deleted is gone).
+//! it, a deleted group was logged as deleted, each operator cancel and retry in an update's
+//! history was logged for that update, each assignment left was logged), and every entry's
+//! action took effect (each logged profile, group and device exists unless its deletion is
+//! logged too, a group logged as deleted is gone, each logged cancel and retry is in the
+//! update's history, a logged scheduled run's event has run).
 
+use chrono::Utc;
 use ota_core::assignment::AssignmentTarget;
 use ota_core::audit::AuditEntry;
 use ota_core::engine::{Ota, OtaConfig};
 use ota_core::notifier::RecordingNotifier;
-use ota_core::store::{AuditStore, DeviceSelector, DeviceStore, PageRequest, MAX_PAGE_SIZE};
-use ota_core::{NewPackage, PackageKind, SystemClock, TenantId};
+use ota_core::schedule::{Recurrence, Repeat, ScheduledAction};
+use ota_core::store::{
+    AuditStore, DeviceSelector, DeviceStore, PageRequest, ScheduleStore, UpdateFilter, UpdateStore,
+    MAX_PAGE_SIZE,
+};
+use ota_core::update::{EventSource, HistoryOutcome};
+use ota_core::wire::DeviceReport;
+use ota_core::{
+    CampaignSpec, CampaignTarget, NewPackage, PackageKind, SystemClock, TenantId, UpdateState,
+};
 use ota_store_postgres::testing::{fresh_database, TestDatabase};
 use ota_store_postgres::PgStore;
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +55,9 @@ async fn audit_kill_actions_process() {
         parts.next().unwrap().parse::<TenantId>().unwrap(),
         parts.next().unwrap().to_string(),
     );
+    // Named, so that the test waits for these connections to end after a kill.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}application_name={}", app_name(&schema));
     let db = TestDatabase { url, schema };
     let store = PgStore::connect(db.options()).await.unwrap();
     let ota = Ota::new(
@@ -59,9 +74,11 @@ async fn audit_kill_actions_process() {
         )
         .await
         .unwrap();
-    // Tell the parent the loop runs (it kills only from then on).
-    println!("ready");
     for i in 0.. {
+        if i == 1 {
+            // Tell the parent a whole iteration ran (it kills only from then on).
+            println!("ready");
+        }
         let profile = ota
             .create_profile(ACTOR, tenant, &format!("p-{round}-{i}"))
             .await
@@ -85,13 +102,91 @@ async fn audit_kill_actions_process() {
             BTreeSet::new(),
             "",
         );
-        ota.create_devices(ACTOR, &[device]).await.unwrap();
+        ota.create_devices(ACTOR, std::slice::from_ref(&device))
+            .await
+            .unwrap();
         let target = AssignmentTarget::Profile(profile.id);
         ota.assign(ACTOR, tenant, target, package.id).await.unwrap();
+        // The device's update: canceled and retried by an operator.
+        ota.cancel_update(ACTOR, tenant, device.id, PackageKind::Firmware, "kill test")
+            .await
+            .unwrap();
+        ota.retry_update(ACTOR, tenant, device.id, PackageKind::Firmware)
+            .await
+            .unwrap();
         ota.unassign(ACTOR, tenant, PackageKind::Firmware, target)
             .await
             .unwrap();
+        // A campaign whose update fails, and the retry of its failed devices.
+        let spec = CampaignSpec::new(
+            format!("c-{round}-{i}"),
+            package.id,
+            CampaignTarget::Selection {
+                profile: Some(profile.id),
+                groups: BTreeSet::new(),
+                source_versions: BTreeSet::new(),
+            },
+        );
+        let campaign = ota.create_campaign(ACTOR, tenant, spec).await.unwrap();
+        ota.start_campaign(ACTOR, tenant, campaign.id)
+            .await
+            .unwrap();
+        ota.tick().await.unwrap();
+        let failed = DeviceReport {
+            kind: PackageKind::Firmware,
+            ts: None,
+            state: Some(UpdateState::Failed),
+            current_title: None,
+            current_version: None,
+            error: Some("flash error".into()),
+            progress: None,
+        };
+        ota.handle_report(tenant, device.id, &failed).await.unwrap();
+        ota.retry_failed_in_campaign(ACTOR, tenant, campaign.id)
+            .await
+            .unwrap();
+        ota.stop_campaign(ACTOR, tenant, campaign.id).await.unwrap();
+        // A scheduled assignment of the profile, run by a tick.
+        let start = (Utc::now() - chrono::Duration::minutes(1)).naive_utc();
+        let once = Recurrence::new(start, "UTC", Repeat::Once, None).unwrap();
+        let action = ScheduledAction::Assign {
+            target,
+            package_id: package.id,
+        };
+        ota.create_schedule(ACTOR, tenant, &format!("s-{round}-{i}"), once, action)
+            .await
+            .unwrap();
+        ota.tick().await.unwrap();
     }
+}
+
+/// The `application_name` of the actions process's connections.
+fn app_name(schema: &str) -> String {
+    let tail: String = schema.chars().rev().take(24).collect();
+    format!("audit-kill-{}", tail.chars().rev().collect::<String>())
+}
+
+/// Waits until the killed process's connections are gone: a statement it sent before the kill
+/// may still commit on the server, and the checks must see the final state.
+async fn wait_for_backends(db: &TestDatabase) {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&db.url)
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(app_name(&db.schema))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the killed process's connections did not end");
 }
 
 /// A small xorshift generator: the kill times, reproducible from the printed seed.
@@ -175,6 +270,7 @@ async fn audit_entries_and_actions_survive_kills_together() {
         );
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        wait_for_backends(&db).await;
     }
 
     let log = audit_log(&store, tenant).await;
@@ -285,6 +381,58 @@ async fn audit_entries_and_actions_survive_kills_together() {
         assigned - unassigned,
         "assignments left = assignments logged - removals logged"
     );
+    // Operator cancels and retries: those in the updates' history = those logged, per update.
+    let (logged_ops, kinds) = logged_update_actions(&log);
+    let done_ops = operator_history(&store, tenant).await;
+    assert_eq!(
+        done_ops, logged_ops,
+        "operator cancels and retries per update: history = audit log"
+    );
+    for kind in ["update.cancel", "update.retry", "campaign.retry_failed"] {
+        assert!(
+            kinds.get(kind).is_some_and(|n| *n > 0),
+            "the process should have logged some {kind}: {kinds:?}"
+        );
+    }
+
+    // Scheduled runs: a logged run's event has run (its occurrence taken first), and every
+    // run that took effect succeeded (no failure report).
+    let mut ran = BTreeMap::new();
+    let mut page = PageRequest::first(MAX_PAGE_SIZE);
+    loop {
+        let got = store.list_schedules(tenant, page).await.unwrap();
+        for e in got.items {
+            ran.insert(serde_json::json!(e.id).to_string(), e.last_run.is_some());
+        }
+        match got.next {
+            Some(next) => page = next,
+            None => break,
+        }
+    }
+    let scheduled: Vec<&AuditEntry> = log
+        .iter()
+        .filter(|e| e.action == "assignment.set" && !e.details["schedule"].is_null())
+        .collect();
+    assert!(
+        !scheduled.is_empty(),
+        "the process should have run schedules"
+    );
+    for e in &scheduled {
+        assert_eq!(
+            ran.get(&e.details["schedule"]["event"].to_string()),
+            Some(&true),
+            "a logged scheduled run of an event that has not run: {e:?}"
+        );
+    }
+    assert!(
+        !log.iter().any(|e| e.action == "schedule.run"),
+        "no scheduled run failed"
+    );
+    eprintln!(
+        "audit kill: operator actions {kinds:?}, {} scheduled runs",
+        scheduled.len()
+    );
+
     eprintln!(
         "audit kill: {} entries, {} profiles, {} groups, {} devices, {KILLS} kills",
         log.len(),
@@ -292,4 +440,54 @@ async fn audit_entries_and_actions_survive_kills_together() {
         stored_groups.len(),
         stored_devices.len()
     );
+}
+
+/// Operator cancels and retries of updates as the log tells, counted per (update, event),
+/// and how many entries of each action.
+fn logged_update_actions(
+    log: &[AuditEntry],
+) -> (BTreeMap<(String, String), u32>, BTreeMap<String, u32>) {
+    let mut per_update = BTreeMap::new();
+    let mut kinds = BTreeMap::new();
+    for e in log {
+        let event = match e.action.as_str() {
+            "update.cancel" => "cancel",
+            "update.retry" | "campaign.retry_failed" => "retry",
+            _ => continue,
+        };
+        // A retry of a campaign's failed devices that found none is logged without an update.
+        if e.details["update"].is_null() {
+            continue;
+        }
+        *kinds.entry(e.action.clone()).or_default() += 1;
+        *per_update
+            .entry((e.details["update"].to_string(), event.to_string()))
+            .or_default() += 1;
+    }
+    (per_update, kinds)
+}
+
+/// Operator events applied to the tenant's updates, as their history tells, counted per
+/// (update, event).
+async fn operator_history(store: &PgStore, tenant: TenantId) -> BTreeMap<(String, String), u32> {
+    let mut done = BTreeMap::new();
+    let mut page = PageRequest::first(MAX_PAGE_SIZE);
+    loop {
+        let got = store
+            .list_updates(tenant, &UpdateFilter::default(), page)
+            .await
+            .unwrap();
+        for u in &got.items {
+            for h in store.update_history(tenant, u.id).await.unwrap() {
+                if h.source == EventSource::Operator && h.outcome == HistoryOutcome::Applied {
+                    let key = (serde_json::json!(u.id).to_string(), h.event.clone());
+                    *done.entry(key).or_default() += 1;
+                }
+            }
+        }
+        match got.next {
+            Some(next) => page = next,
+            None => return done,
+        }
+    }
 }

@@ -16,6 +16,7 @@
 
 mod api_keys;
 mod audited;
+mod audited_transitions;
 mod campaigns;
 mod content;
 mod device_edits;
@@ -31,6 +32,7 @@ mod updates;
 
 pub use api_keys::*;
 pub use audited::*;
+pub use audited_transitions::*;
 pub use campaigns::*;
 pub use content::*;
 pub use device_edits::*;
@@ -84,6 +86,8 @@ pub const BEHAVIOURS: &[&str] = &[
     "actions_and_their_audit_entries_are_written_together",
     "failed_actions_write_no_audit_entry",
     "a_refused_audit_entry_refuses_its_action",
+    "operator_transitions_are_written_with_their_audit_entry",
+    "refused_operator_transitions_write_no_entry",
 ];
 
 /// Stamps one `#[tokio::test]` per conformance behaviour. `$factory` is a path to an async
@@ -135,6 +139,8 @@ macro_rules! store_conformance_tests {
             actions_and_their_audit_entries_are_written_together,
             failed_actions_write_no_audit_entry,
             a_refused_audit_entry_refuses_its_action,
+            operator_transitions_are_written_with_their_audit_entry,
+            refused_operator_transitions_write_no_entry,
         );
     };
     (@stamp $factory:path; $($name:ident),* $(,)?) => {

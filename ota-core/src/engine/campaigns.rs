@@ -8,7 +8,7 @@ use crate::campaign::{Campaign, CampaignError, CampaignSpec, CampaignState, Camp
 use crate::device::Device;
 use crate::ids::{CampaignId, DeviceId, TenantId};
 use crate::store::{PageRequest, StoreError, UpdateFilter};
-use crate::update::{EventSource, UpdateEvent, UpdateState};
+use crate::update::{EventSource, Update, UpdateEvent, UpdateState};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -207,6 +207,18 @@ impl Ota {
         tenant: TenantId,
         id: CampaignId,
     ) -> Result<Campaign, OtaError> {
+        self.start_campaign_noted(actor, tenant, id, None).await
+    }
+
+    /// [`Ota::start_campaign`], with `note` added to its audit entry's details as `schedule`
+    /// (the scheduled run that starts it).
+    pub(super) async fn start_campaign_noted(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        id: CampaignId,
+        note: Option<&serde_json::Value>,
+    ) -> Result<Campaign, OtaError> {
         let campaign = self.store.get_campaign(tenant, id).await?;
         campaign.spec.validate(self.config.campaign_max_span)?;
         let now = self.now();
@@ -231,7 +243,7 @@ impl Ota {
                 actor,
                 "campaign.start",
                 format!("campaign {id}"),
-                json!({"state": c.state}),
+                Self::noted(json!({"state": c.state}), note),
             )
         };
         let result = match campaign.spec.start_at {
@@ -437,6 +449,8 @@ impl Ota {
     }
 
     /// Retries every failed device of a campaign (a new attempt each). Returns how many.
+    /// Each retry is audited as `campaign.retry_failed` (details: the device, update and new
+    /// attempt), written with it; when none was retried, one entry says so (`retried: 0`).
     pub async fn retry_failed_in_campaign(
         &self,
         actor: &str,
@@ -458,6 +472,18 @@ impl Ota {
         let event = UpdateEvent::Retry {
             source: EventSource::Operator,
         };
+        // Each retry is written with its own entry: a process that dies half-way leaves the
+        // devices it retried logged, and no other.
+        let entry = |u: &Update| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "campaign.retry_failed",
+                format!("campaign {id}"),
+                json!({"device": u.device_id, "kind": u.kind, "update": u.id,
+                       "attempt": u.attempt}),
+            )
+        };
         let mut retried = 0u64;
         let mut page = PageRequest::first(1_000);
         loop {
@@ -466,7 +492,10 @@ impl Ota {
                 if self.retry_refusal(u).await?.is_some() {
                     continue;
                 }
-                if self.drive(tenant, u.id, &event).await?.applied().is_some() {
+                let (outcome, _) = self
+                    .drive_audited(tenant, u.id, &event, None, &entry)
+                    .await?;
+                if outcome.applied().is_some() {
                     retried += 1;
                 }
             }
@@ -475,14 +504,17 @@ impl Ota {
                 None => break,
             }
         }
-        self.audit(
-            tenant,
-            actor,
-            "campaign.retry_failed",
-            format!("campaign {id}"),
-            json!({"retried": retried}),
-        )
-        .await?;
+        if retried == 0 {
+            // Nothing was written: the entry of the action has no write to go with.
+            self.audit(
+                tenant,
+                actor,
+                "campaign.retry_failed",
+                format!("campaign {id}"),
+                json!({"retried": 0}),
+            )
+            .await?;
+        }
         Ok(retried)
     }
 

@@ -103,8 +103,20 @@ impl Ota {
         AuditEntry::new(tenant, actor, action, target, self.now(), details)
     }
 
-    /// Appends the entry of an action that has no store write of its own to carry it (an
-    /// operator's update transitions, a schedule's run report).
+    /// `details` of an audit entry with `note` added as `schedule` (what a scheduled run
+    /// tells about the action it performs: its event and occurrence).
+    fn noted(
+        mut details: serde_json::Value,
+        note: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
+        if let (Some(note), Some(map)) = (note, details.as_object_mut()) {
+            map.insert("schedule".into(), note.clone());
+        }
+        details
+    }
+
+    /// Appends the entry of an action that has no store write of its own to carry it (a
+    /// scheduled run whose action failed, a stop that only finished an earlier stop).
     async fn audit(
         &self,
         tenant: TenantId,

@@ -28,6 +28,20 @@ impl Ota {
         target: AssignmentTarget,
         package_id: PackageId,
     ) -> Result<Assignment, OtaError> {
+        self.assign_noted(actor, tenant, target, package_id, None)
+            .await
+    }
+
+    /// [`Ota::assign`], with `note` added to its audit entry's details as `schedule` (the
+    /// scheduled run that assigns).
+    pub(super) async fn assign_noted(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        target: AssignmentTarget,
+        package_id: PackageId,
+        note: Option<&serde_json::Value>,
+    ) -> Result<Assignment, OtaError> {
         let package = self.store.get_package(tenant, package_id).await?;
         match target {
             AssignmentTarget::Device(d) => {
@@ -66,8 +80,11 @@ impl Ota {
             actor,
             "assignment.set",
             target.to_string(),
-            json!({"kind": package.kind, "package": package_id,
-                   "title": package.title, "version": package.version}),
+            Self::noted(
+                json!({"kind": package.kind, "package": package_id,
+                       "title": package.title, "version": package.version}),
+                note,
+            ),
         );
         self.store.put_assignment(&assignment, Some(&entry)).await?;
         self.reevaluate_target(tenant, target, package.kind).await?;

@@ -489,18 +489,19 @@ impl Ota {
                 .map(|k| k.to_string())
                 .collect(),
         };
+        let entry = |u: &Update| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "update.cancel",
+                format!("device {device}"),
+                json!({"kind": kind, "update": u.id, "reason": reason}),
+            )
+        };
         let (outcome, to_deliver) = self
-            .drive_with_notice(tenant, latest.id, &event, notice)
+            .drive_audited(tenant, latest.id, &event, Some(notice), &entry)
             .await?;
         let canceled = Self::require_applied(outcome, "cancel")?;
-        self.audit(
-            tenant,
-            actor,
-            "update.cancel",
-            format!("device {device}"),
-            json!({"kind": kind, "update": canceled.id, "reason": reason}),
-        )
-        .await?;
         if let Some(entry) = to_deliver {
             // Stored already: a failed delivery is tried again once its lease lapses.
             let _ = self.deliver(vec![entry]).await;
@@ -529,16 +530,18 @@ impl Ota {
         let event = UpdateEvent::Retry {
             source: EventSource::Operator,
         };
-        let outcome = self.drive(tenant, latest.id, &event).await?;
-        let retried = Self::require_applied(outcome, "retry")?;
-        self.audit(
-            tenant,
-            actor,
-            "update.retry",
-            format!("device {device}"),
-            json!({"kind": kind, "update": retried.id, "attempt": retried.attempt}),
-        )
-        .await?;
-        Ok(retried)
+        let entry = |u: &Update| {
+            self.audit_entry(
+                tenant,
+                actor,
+                "update.retry",
+                format!("device {device}"),
+                json!({"kind": kind, "update": u.id, "attempt": u.attempt}),
+            )
+        };
+        let (outcome, _) = self
+            .drive_audited(tenant, latest.id, &event, None, &entry)
+            .await?;
+        Self::require_applied(outcome, "retry")
     }
 }

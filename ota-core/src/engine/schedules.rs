@@ -153,7 +153,9 @@ impl Ota {
     }
 
     /// Runs the scheduled events that are due. Each occurrence runs once, whichever engine
-    /// gets it first (compare-and-set on the event).
+    /// gets it first (compare-and-set on the event). A run is audited by its action's own
+    /// entry (actor `schedule <id>`, details `schedule`: the event and occurrence), written
+    /// with the action; a run whose action failed by a `schedule.run` entry with the error.
     pub(super) async fn tick_schedules(&self, report: &mut TickReport) -> Result<(), OtaError> {
         let now = self.now();
         for event in self.store.due_schedules(now, DUE_BATCH).await? {
@@ -182,32 +184,33 @@ impl Ota {
                 Err(e) => return Err(e.into()),
             }
             let actor = format!("schedule {}", event.id);
+            // The action's own entry (actor: the schedule) is written with the action and
+            // tells which event and occurrence ran it: a process that dies before the action
+            // leaves neither.
+            let note = json!({"event": event.id, "occurrence": occurrence});
             let outcome = match &event.action {
                 ScheduledAction::Assign { target, package_id } => self
-                    .assign(&actor, event.tenant_id, *target, *package_id)
+                    .assign_noted(&actor, event.tenant_id, *target, *package_id, Some(&note))
                     .await
                     .map(|_| ()),
                 ScheduledAction::StartCampaign { campaign_id } => self
-                    .start_campaign(&actor, event.tenant_id, *campaign_id)
+                    .start_campaign_noted(&actor, event.tenant_id, *campaign_id, Some(&note))
                     .await
                     .map(|_| ()),
             };
             report.schedules_run += 1;
-            let result = match &outcome {
-                Ok(()) => json!({"occurrence": occurrence, "ok": true}),
-                Err(e) => json!({"occurrence": occurrence, "ok": false, "error": e.to_string()}),
-            };
-            // The run's report: the action itself was audited with its own write.
-            self.audit(
-                event.tenant_id,
-                &actor,
-                "schedule.run",
-                format!("schedule {}", event.id),
-                result,
-            )
-            .await?;
-            // A failing action (package deleted, campaign already started) is recorded in the
-            // audit log; it does not stop the tick.
+            if let Err(e) = outcome {
+                // A failing action (package deleted, campaign already started) wrote nothing
+                // of its own: its report is an entry alone. It does not stop the tick.
+                self.audit(
+                    event.tenant_id,
+                    &actor,
+                    "schedule.run",
+                    format!("schedule {}", event.id),
+                    json!({"occurrence": occurrence, "ok": false, "error": e.to_string()}),
+                )
+                .await?;
+            }
         }
         Ok(())
     }

@@ -109,7 +109,19 @@ impl Ota {
         } else {
             UpdateEvent::CheckTimeout
         };
-        match self.apply_once(update, &event).await? {
+        let applied = match self.apply_once(update, &event).await {
+            Ok(applied) => applied,
+            // A retry that lost a race to a newer update of the device (another writer's new
+            // assignment came after the retry was judged allowed): the device is busy with
+            // that one. Skip it and go on; the next tick drops the retry.
+            Err(OtaError::Store(StoreError::Conflict { .. }))
+                if matches!(event, UpdateEvent::Retry { .. }) =>
+            {
+                return self.release(update).await;
+            }
+            Err(e) => return Err(e),
+        };
+        match applied {
             Some(Outcome::Applied { update: next, .. }) => {
                 if next.state == UpdateState::Queued {
                     report.retried += 1;

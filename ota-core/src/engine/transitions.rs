@@ -5,7 +5,7 @@ use super::{Ota, OtaError};
 use crate::clock::Timestamp;
 use crate::ids::{TenantId, UpdateId};
 use crate::notifier::Notice;
-use crate::store::{OutboxEntry, Release, StoreError, Transition};
+use crate::store::{AuditOf, AuditedTransition, OutboxEntry, Release, StoreError, Transition};
 use crate::update::{self, Outcome, Update, UpdateEvent, UpdatePolicy};
 
 impl Ota {
@@ -60,18 +60,20 @@ impl Ota {
         }
     }
 
-    /// Applies `event` to the stored update `id` like [`Ota::drive`]; when it applies,
-    /// `notice` is written to the outbox in the same atomic step as the transition (as
-    /// releases are, [`crate::store::NoticeOutbox::release_with_notices`]), replacing older
-    /// undelivered notices of the device and kind, so that a process that dies right after
-    /// loses no notice. Returns the outcome and, when this instance reaches the device, the
-    /// notice (leased to it) to deliver now.
-    pub(super) async fn drive_with_notice(
+    /// Applies an operator's `event` to the stored update `id` like [`Ota::drive`]; when it
+    /// applies, the transition is written in one atomic step with its audit entry (built by
+    /// `audit` from the update as written) and, when given, `notice` (into the outbox,
+    /// replacing older undelivered notices of the device and kind), so that a process that
+    /// dies right after loses neither. Returns the outcome and, when this instance reaches the
+    /// device, the notice (leased to it) to deliver now. An event that does not apply writes
+    /// its history entry and no audit entry.
+    pub(super) async fn drive_audited(
         &self,
         tenant: TenantId,
         id: UpdateId,
         event: &UpdateEvent,
-        notice: Notice,
+        notice: Option<Notice>,
+        audit: AuditOf<'_, Update>,
     ) -> Result<(Outcome, Option<OutboxEntry>), OtaError> {
         let mut attempts = 0;
         loop {
@@ -82,34 +84,25 @@ impl Ota {
                 Outcome::Applied { update, history } => {
                     let mut next = update;
                     next.wake_at = Self::wake_at(&next, now, &policy);
-                    let entry = OutboxEntry::new(notice.clone(), now);
-                    let mine = self.reach().contains(next.device_id);
-                    let release = Release {
+                    let entry = notice.clone().map(|n| OutboxEntry::new(n, now));
+                    let mine = entry.is_some() && self.reach().contains(next.device_id);
+                    let write = AuditedTransition {
                         transition: Transition {
                             update: next.clone(),
                             expected_revision: current.revision,
                             history: history.clone(),
                         },
+                        audit: audit(&next),
                         notice: entry.clone(),
                         lease: mine.then(|| self.notice_lease()),
                     };
-                    let answer = self
-                        .store
-                        .release_with_notices(std::slice::from_ref(&release))
-                        .await
-                        .pop()
-                        .unwrap_or_else(|| {
-                            Err(StoreError::Unavailable {
-                                message: "the store gave no answer for the transition".into(),
-                            })
-                        });
-                    match answer {
+                    match self.write_audited(&write).await {
                         Ok(()) => {
                             let outcome = Outcome::Applied {
                                 update: next,
                                 history,
                             };
-                            return Ok((outcome, mine.then_some(entry)));
+                            return Ok((outcome, entry.filter(|_| mine)));
                         }
                         Err(StoreError::PreconditionFailed { .. }) => {}
                         Err(e) => return Err(e.into()),
@@ -127,6 +120,40 @@ impl Ota {
                 });
             }
         }
+    }
+
+    /// Writes `write` in one atomic step; with a store that has no such write
+    /// ([`crate::store::UpdateStore::transition_audited`] answers `None`), the transition
+    /// (with its notice) first, then the entry.
+    async fn write_audited(&self, write: &AuditedTransition) -> Result<(), StoreError> {
+        if let Some(answer) = self.store.transition_audited(write).await {
+            return answer;
+        }
+        let t = &write.transition;
+        match &write.notice {
+            Some(notice) => {
+                let release = Release {
+                    transition: t.clone(),
+                    notice: notice.clone(),
+                    lease: write.lease.clone(),
+                };
+                self.store
+                    .release_with_notices(std::slice::from_ref(&release))
+                    .await
+                    .pop()
+                    .unwrap_or_else(|| {
+                        Err(StoreError::Unavailable {
+                            message: "the store gave no answer for the transition".into(),
+                        })
+                    })?;
+            }
+            None => {
+                self.store
+                    .transition(&t.update, t.expected_revision, &t.history)
+                    .await?;
+            }
+        }
+        self.store.append_audit(&write.audit).await
     }
 
     /// Applies `event` to `current` as read. `None` when the compare-and-set lost a race.

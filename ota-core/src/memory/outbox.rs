@@ -8,7 +8,8 @@ use crate::clock::Timestamp;
 use crate::ids::{DeviceId, NoticeId, TenantId};
 use crate::package::PackageKind;
 use crate::store::{
-    ClaimRecovery, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry, Release, StoreError,
+    AuditedTransition, ClaimRecovery, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry, Release,
+    StoreError,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};
@@ -61,6 +62,17 @@ fn release_one(t: &mut Tables, r: &Release) -> Result<(), StoreError> {
     let tr = &r.transition;
     apply_transition(t, &tr.update, tr.expected_revision, &tr.history)?;
     t.outbox.put(&r.notice, r.lease.as_ref());
+    Ok(())
+}
+
+/// Writes an operator's transition with its notice (if any); the caller appends its audit
+/// entry under the same lock ([`MemoryStore::audited`]).
+pub(super) fn transition_noticed(t: &mut Tables, w: &AuditedTransition) -> Result<(), StoreError> {
+    let tr = &w.transition;
+    apply_transition(t, &tr.update, tr.expected_revision, &tr.history)?;
+    if let Some(notice) = &w.notice {
+        t.outbox.put(notice, w.lease.as_ref());
+    }
     Ok(())
 }
 

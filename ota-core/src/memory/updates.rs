@@ -5,7 +5,8 @@ use super::MemoryStore;
 use crate::ids::{DeviceId, TenantId, UpdateId};
 use crate::package::PackageKind;
 use crate::store::{
-    ClaimRequest, Page, PageRequest, QueueScope, StoreError, UpdateFilter, UpdateStore,
+    AuditedTransition, ClaimRequest, Page, PageRequest, QueueScope, StoreError, UpdateFilter,
+    UpdateStore,
 };
 use crate::update::{HistoryEntry, Update};
 use async_trait::async_trait;
@@ -141,6 +142,15 @@ impl UpdateStore for MemoryStore {
         history: &HistoryEntry,
     ) -> Result<(), StoreError> {
         apply_transition(&mut self.lock(), update, expected_revision, history)
+    }
+
+    async fn transition_audited(
+        &self,
+        write: &AuditedTransition,
+    ) -> Option<Result<(), StoreError>> {
+        Some(self.audited(Some(&write.audit), |t| {
+            super::outbox::transition_noticed(t, write)
+        }))
     }
 
     async fn append_history(&self, entry: &HistoryEntry) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! Updates: bulk creation, compare-and-set transitions, claims of due work with leases,
 //! listings and counts, and the history of every event.
 
-use super::{Page, PageRequest, StoreError};
+use super::{AuditedTransition, Page, PageRequest, StoreError};
 use crate::clock::Timestamp;
 use crate::ids::{CampaignId, DeviceId, PackageId, TenantId, UpdateId};
 use crate::package::{PackageKind, TitleVersion};
@@ -137,6 +137,24 @@ pub trait UpdateStore: Send + Sync {
             );
         }
         answers
+    }
+
+    /// An operator's transition of one update written with its audit entry and, when it
+    /// carries one, the device's notice, in one atomic step (see
+    /// [audited writes](super#audited-writes)): the transition exactly as
+    /// [`UpdateStore::transition`] writes it, and the entry and notice only with it.
+    /// `Some(Ok(()))`: all were written. `Some(Err(..))`: none was; the answer `transition`
+    /// would give, or [`StoreError::Conflict`] when the entry's id is stored already (the
+    /// audit log is append only). `None` (the default): the store has no such combined write;
+    /// the caller writes the transition (with its notice), then appends the entry, and a
+    /// process that dies in between loses the entry. Stores that wrap another store forward
+    /// it.
+    async fn transition_audited(
+        &self,
+        write: &AuditedTransition,
+    ) -> Option<Result<(), StoreError>> {
+        let _ = write;
+        None
     }
 
     /// Appends an event that changed nothing (ignored or rejected) to the history.
