@@ -59,6 +59,7 @@ mod assignments;
 mod audit;
 mod batcher;
 mod campaigns;
+mod claim_release;
 mod codec;
 mod connect;
 mod content;

@@ -17,6 +17,7 @@
 mod api_keys;
 mod audited;
 mod campaigns;
+mod claim_release;
 mod content;
 mod device_edits;
 mod devices;
@@ -32,6 +33,7 @@ mod updates;
 pub use api_keys::*;
 pub use audited::*;
 pub use campaigns::*;
+pub use claim_release::*;
 pub use content::*;
 pub use device_edits::*;
 pub use devices::*;
@@ -70,6 +72,7 @@ pub const BEHAVIOURS: &[&str] = &[
     "campaign_stats_equal_a_recount",
     "schedules_crud_and_due",
     "releases_write_their_notices_with_them",
+    "claims_released_together_never_overlap",
     "notice_claims_lease_and_lapse",
     "concurrent_notice_claimers_never_overlap",
     "newer_notice_replaces_older_of_device_and_kind",
@@ -121,6 +124,7 @@ macro_rules! store_conformance_tests {
             campaign_stats_equal_a_recount,
             schedules_crud_and_due,
             releases_write_their_notices_with_them,
+            claims_released_together_never_overlap,
             notice_claims_lease_and_lapse,
             concurrent_notice_claimers_never_overlap,
             newer_notice_replaces_older_of_device_and_kind,
