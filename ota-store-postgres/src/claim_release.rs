@@ -53,7 +53,10 @@ pub(crate) async fn claim_and_release(
             .get(&u.package_id.0)
             .filter(|p| p.tenant_id == u.tenant_id);
         match plan(&u, package) {
-            Some(r) if r.transition.update.id == u.id && r.transition.expected_revision == u.revision => {
+            Some(r)
+                if r.transition.update.id == u.id
+                    && r.transition.expected_revision == u.revision =>
+            {
                 by_id.insert(u.id.0, u);
                 releases.push(r);
             }
@@ -64,6 +67,13 @@ pub(crate) async fn claim_and_release(
         // In id order: the rows are already locked, but the outbox rows are not.
         let mut batch: Vec<&Release> = releases.iter().collect();
         batch.sort_by_key(|r| r.transition.update.id);
+        // The statement's generic plan reaches the rows through the primary key and is
+        // planned once per connection; a custom plan (the first five runs on a connection)
+        // costs more to plan than it saves and, on a small table, scans it.
+        sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
+            .execute(&mut *tx)
+            .await
+            .map_err(map)?;
         let applied = crate::release::statement(&mut *tx, &batch).await?;
         for r in releases {
             if applied.contains(&r.transition.update.id.0) {
@@ -87,7 +97,8 @@ pub(crate) async fn claim_and_release(
             .execute(&mut *tx)
             .await
             .map_err(map)?;
-        done.left.sort_by_key(|u| (u.wave, u.state_changed_at, u.id));
+        done.left
+            .sort_by_key(|u| (u.wave, u.state_changed_at, u.id));
     }
     tx.commit().await.map_err(map)?;
     for r in &done.released {
@@ -104,11 +115,12 @@ async fn packages_of(
     let mut ids: Vec<Uuid> = claimed.iter().map(|u| u.package_id.0).collect();
     ids.sort_unstable();
     ids.dedup();
-    let rows = sqlx::query("SELECT id, doc FROM ota_packages WHERE id = ANY($1) AND upload_until IS NULL")
-        .bind(&ids)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(map)?;
+    let rows =
+        sqlx::query("SELECT id, doc FROM ota_packages WHERE id = ANY($1) AND upload_until IS NULL")
+            .bind(&ids)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(map)?;
     rows.iter()
         .map(|row| {
             let id: Uuid = row.try_get("id").map_err(map)?;

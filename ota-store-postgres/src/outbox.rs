@@ -11,8 +11,8 @@ use crate::error::map;
 use crate::PgStore;
 use async_trait::async_trait;
 use ota_core::store::{
-    ClaimRecovery, ClaimRequest, ClaimedReleases, NoticeClaim, NoticeId, NoticeLease,
-    NoticeOutbox, OutboxEntry, PlanRelease, QueueScope, Release, StoreError,
+    ClaimRecovery, ClaimRequest, ClaimedReleases, NoticeClaim, NoticeId, NoticeLease, NoticeOutbox,
+    OutboxEntry, PlanRelease, QueueScope, Release, StoreError,
 };
 use ota_core::TenantId;
 use sqlx::{QueryBuilder, Row};

@@ -7,8 +7,7 @@ use crate::ids::{PackageId, UpdateId};
 use crate::notifier::Notice;
 use crate::package::{Package, PackageKind};
 use crate::store::{
-    ClaimRequest, ClaimedReleases, NoticeLease, OutboxEntry, QueueScope, Release, Store,
-    Transition,
+    ClaimRequest, ClaimedReleases, NoticeLease, OutboxEntry, QueueScope, Release, Store, Transition,
 };
 use crate::update::{apply, Outcome, Update, UpdateEvent, UpdatePolicy, UpdateState};
 use chrono::Duration;
@@ -106,7 +105,10 @@ pub async fn claims_released_together_never_overlap(store: Arc<dyn Store>) {
     // One claimer first, to see the order: the oldest free ones.
     let Some(first) = together(&store, "c0", t, 3).await else {
         assert_eq!(
-            store.count_undelivered(Some(f.tenant)).await.expect("count"),
+            store
+                .count_undelivered(Some(f.tenant))
+                .await
+                .expect("count"),
             0
         );
         return;
@@ -162,18 +164,27 @@ pub async fn claims_released_together_never_overlap(store: Arc<dyn Store>) {
         assert_eq!(history.len(), 1, "one history entry per release");
     }
     assert_eq!(
-        store.count_undelivered(Some(f.tenant)).await.expect("count"),
+        store
+            .count_undelivered(Some(f.tenant))
+            .await
+            .expect("count"),
         released.len() as u64,
         "one notice per release"
     );
     // Nothing is free now: the held two and the left one are claimed, the rest released.
     let none = store
-        .claim_queued(&request("y", t + Duration::seconds(1), 100), QueueScope::Direct)
+        .claim_queued(
+            &request("y", t + Duration::seconds(1), 100),
+            QueueScope::Direct,
+        )
         .await
         .expect("claim");
     assert!(none.is_empty(), "claimed: {none:?}");
     let lapsed: HashSet<UpdateId> = store
-        .claim_queued(&request("y", t + Duration::seconds(31), 100), QueueScope::Direct)
+        .claim_queued(
+            &request("y", t + Duration::seconds(31), 100),
+            QueueScope::Direct,
+        )
         .await
         .expect("claim")
         .iter()
@@ -181,5 +192,8 @@ pub async fn claims_released_together_never_overlap(store: Arc<dyn Store>) {
         .collect();
     let mut want = held.clone();
     want.insert(orphan.id);
-    assert_eq!(lapsed, want, "the left update's claim lapses like any claim");
+    assert_eq!(
+        lapsed, want,
+        "the left update's claim lapses like any claim"
+    );
 }

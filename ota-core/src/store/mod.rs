@@ -29,8 +29,8 @@ pub use content::{ByteRange, ByteStream, ByteStreamExt, DEFAULT_READ_CHUNK};
 pub use devices::{DeviceSelector, DeviceStore};
 pub use error::StoreError;
 pub use outbox::{
-    ClaimRecovery, ClaimedReleases, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry, PlanRelease,
-    Release,
+    ClaimRecovery, ClaimedReleases, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry,
+    PlanRelease, Release,
 };
 pub use pace::{PaceStore, VersionedPace};
 pub use packages::PackageStore;
