@@ -60,6 +60,7 @@ mod audit;
 mod audited_transition;
 mod batcher;
 mod campaigns;
+mod claim_release;
 mod codec;
 mod connect;
 mod content;

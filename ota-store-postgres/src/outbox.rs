@@ -11,8 +11,8 @@ use crate::error::map;
 use crate::PgStore;
 use async_trait::async_trait;
 use ota_core::store::{
-    ClaimRecovery, NoticeClaim, NoticeId, NoticeLease, NoticeOutbox, OutboxEntry, Release,
-    StoreError,
+    ClaimRecovery, ClaimRequest, ClaimedReleases, NoticeClaim, NoticeId, NoticeLease, NoticeOutbox,
+    OutboxEntry, PlanRelease, QueueScope, Release, StoreError,
 };
 use ota_core::TenantId;
 use sqlx::{QueryBuilder, Row};
@@ -36,7 +36,24 @@ impl PgStore {
 #[async_trait]
 impl NoticeOutbox for PgStore {
     async fn release_with_notices(&self, releases: &[Release]) -> Vec<Result<(), StoreError>> {
-        crate::release::write(&self.pool, releases).await
+        let answers = crate::release::write(&self.pool, releases).await;
+        // What was released is the device's latest update as written: its first report is
+        // judged against it without a read.
+        for (r, answer) in releases.iter().zip(&answers) {
+            if answer.is_ok() {
+                self.hints.written(&r.transition.update);
+            }
+        }
+        answers
+    }
+
+    async fn claim_and_release(
+        &self,
+        request: &ClaimRequest,
+        scope: QueueScope,
+        plan: &PlanRelease<'_>,
+    ) -> Option<Result<ClaimedReleases, StoreError>> {
+        Some(crate::claim_release::claim_and_release(self, request, scope, plan).await)
     }
 
     async fn enqueue_notice(

@@ -139,7 +139,10 @@ async fn explain(
 /// read from the statement's snapshot, and they are those of the expected revision whenever
 /// the compare-and-set applies (revisions only grow, and the update re-checks the revision
 /// on the row it locks), as in [`crate::transition_batch`].
-async fn statement(pool: &PgPool, batch: &[&Release]) -> Result<HashSet<Uuid>, StoreError> {
+pub(crate) async fn statement<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    batch: &[&Release],
+) -> Result<HashSet<Uuid>, StoreError> {
     let mut c = UpdateColumns::default();
     let mut expected = Vec::with_capacity(batch.len());
     let mut history_device = Vec::with_capacity(batch.len());
@@ -230,7 +233,7 @@ async fn statement(pool: &PgPool, batch: &[&Release]) -> Result<HashSet<Uuid>, S
         .bind(&notice_at)
         .bind(&lease_owner)
         .bind(&lease_until)
-        .fetch_all(pool)
+        .fetch_all(executor)
         .await
         .map_err(map)?;
     rows.iter()

@@ -199,6 +199,35 @@ fn push_filter(q: &mut QueryBuilder<'_, Postgres>, filter: &UpdateFilter) {
     }
 }
 
+/// The rest of a pick of queued updates (after `WHERE state = 'QUEUED'`): the scope, free of
+/// leases, in claim order, at most `request.limit`, locked with `FOR UPDATE SKIP LOCKED`.
+pub(crate) fn push_queued_pick(
+    q: &mut QueryBuilder<'_, Postgres>,
+    request: &ClaimRequest,
+    scope: QueueScope,
+) {
+    let order = match scope {
+        QueueScope::Direct => {
+            q.push(" AND campaign_id IS NULL");
+            " ORDER BY state_changed_at, id"
+        }
+        QueueScope::Campaign { id, up_to_wave } => {
+            q.push(" AND campaign_id = ")
+                .push_bind(id.0)
+                .push(" AND wave <= ")
+                .push_bind(i32_of(up_to_wave));
+            " ORDER BY wave, state_changed_at, id"
+        }
+    };
+    q.push(" AND (lease_until IS NULL OR lease_until <= ")
+        .push_bind(ns(request.now))
+        .push(")")
+        .push(order)
+        .push(" LIMIT ")
+        .push_bind(i64::from(request.limit))
+        .push(" FOR UPDATE SKIP LOCKED");
+}
+
 /// Leases the rows picked by `picked` (a query selecting `id`s with `FOR UPDATE SKIP
 /// LOCKED`) to the claimer and returns them in `order`.
 async fn lease(
@@ -437,26 +466,7 @@ impl UpdateStore for PgStore {
     ) -> Result<Vec<Update>, StoreError> {
         let mut q =
             QueryBuilder::new("WITH picked AS (SELECT id FROM ota_updates WHERE state = 'QUEUED'");
-        let order = match scope {
-            QueueScope::Direct => {
-                q.push(" AND campaign_id IS NULL");
-                " ORDER BY state_changed_at, id"
-            }
-            QueueScope::Campaign { id, up_to_wave } => {
-                q.push(" AND campaign_id = ")
-                    .push_bind(id.0)
-                    .push(" AND wave <= ")
-                    .push_bind(i32_of(up_to_wave));
-                " ORDER BY wave, state_changed_at, id"
-            }
-        };
-        q.push(" AND (lease_until IS NULL OR lease_until <= ")
-            .push_bind(ns(request.now))
-            .push(")")
-            .push(order)
-            .push(" LIMIT ")
-            .push_bind(i64::from(request.limit))
-            .push(" FOR UPDATE SKIP LOCKED");
+        push_queued_pick(&mut q, request, scope);
         let mut claimed = lease(self, q, request).await?;
         claimed.sort_by_key(|u| (u.wave, u.state_changed_at, u.id));
         Ok(claimed)

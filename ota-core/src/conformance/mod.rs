@@ -18,6 +18,7 @@ mod api_keys;
 mod audited;
 mod audited_transitions;
 mod campaigns;
+mod claim_release;
 mod content;
 mod device_edits;
 mod devices;
@@ -34,6 +35,7 @@ pub use api_keys::*;
 pub use audited::*;
 pub use audited_transitions::*;
 pub use campaigns::*;
+pub use claim_release::*;
 pub use content::*;
 pub use device_edits::*;
 pub use devices::*;
@@ -72,6 +74,7 @@ pub const BEHAVIOURS: &[&str] = &[
     "campaign_stats_equal_a_recount",
     "schedules_crud_and_due",
     "releases_write_their_notices_with_them",
+    "claims_released_together_never_overlap",
     "notice_claims_lease_and_lapse",
     "concurrent_notice_claimers_never_overlap",
     "newer_notice_replaces_older_of_device_and_kind",
@@ -125,6 +128,7 @@ macro_rules! store_conformance_tests {
             campaign_stats_equal_a_recount,
             schedules_crud_and_due,
             releases_write_their_notices_with_them,
+            claims_released_together_never_overlap,
             notice_claims_lease_and_lapse,
             concurrent_notice_claimers_never_overlap,
             newer_notice_replaces_older_of_device_and_kind,

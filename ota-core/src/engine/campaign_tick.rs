@@ -198,6 +198,19 @@ impl Ota {
                 id: c.id,
                 up_to_wave: c.current_wave,
             };
+            if c.spec.pacing.rate.is_none() && self.config.global_pacing.rate.is_none() {
+                // No pace to reserve between the claim and the release: both in one step
+                // when the store can.
+                let together = self
+                    .claim_and_release(room, scope, &c.spec.policy, report)
+                    .await?;
+                if let Some(claimed) = together {
+                    if claimed < room as usize {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
             let claimed = self.store.claim_queued(&request, scope).await?;
             if claimed.is_empty() {
                 return Ok(());

@@ -16,6 +16,7 @@ mod fleet;
 mod packages;
 mod queries;
 mod reevaluate;
+mod release_together;
 mod reports;
 pub mod retention;
 mod retry_guard;

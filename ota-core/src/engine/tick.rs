@@ -1,16 +1,13 @@
 //! Driving time: expiring timeouts, starting automatic retries and releasing queued updates
 //! under the global pace.
 
+use super::release_together::ReleaseContext;
 use super::{Ota, OtaError};
 use crate::ids::{CampaignId, PackageId};
-use crate::notifier::Notice;
 use crate::pacing::PaceState;
 use crate::package::Package;
-use crate::store::{
-    ClaimRequest, OutboxEntry, QueueScope, Release, StoreError, Transition, UpdateFilter,
-};
-use crate::update::{self, EventSource, Outcome, Update, UpdateEvent, UpdatePolicy, UpdateState};
-use crate::wire;
+use crate::store::{ClaimRequest, QueueScope, StoreError, UpdateFilter};
+use crate::update::{EventSource, Outcome, Update, UpdateEvent, UpdatePolicy, UpdateState};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -219,6 +216,20 @@ impl Ota {
             if room == 0 {
                 return Ok(());
             }
+            if pacing.rate.is_none() {
+                // No pace to reserve between the claim and the release: both in one step
+                // when the store can.
+                let policy = self.config.policy.clone();
+                let together = self
+                    .claim_and_release(room, QueueScope::Direct, &policy, report)
+                    .await?;
+                if let Some(claimed) = together {
+                    if claimed < room as usize {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            }
             let claimed = self
                 .store
                 .claim_queued(&self.claim_request(room), QueueScope::Direct)
@@ -290,41 +301,23 @@ impl Ota {
                 slot.insert(self.policy_for(u).await?);
             }
         }
-        let now = self.now();
         let reach = self.reach();
         let lease = self.notice_lease();
+        let context = ReleaseContext {
+            now: self.now(),
+            reach: &reach,
+            lease: &lease,
+        };
         let mut releases = Vec::new();
         let mut alone = Vec::new();
         for u in &claimed[..granted] {
             let package = packages.get(&u.package_id).cloned().flatten();
-            let (Some(package), Some(policy)) = (package, policies.get(&u.campaign_id)) else {
-                alone.push(u);
-                continue;
-            };
-            match update::apply(u, &UpdateEvent::Dispatched, now, policy) {
-                Outcome::Applied {
-                    update: mut next,
-                    history,
-                } if next.state == UpdateState::Initiated => {
-                    next.wake_at = Self::wake_at(&next, now, policy);
-                    let notice = Notice::Update {
-                        tenant_id: next.tenant_id,
-                        device_id: next.device_id,
-                        kind: next.kind,
-                        attributes: wire::update_notice(&package),
-                    };
-                    let mine = reach.contains(next.device_id);
-                    releases.push(Release {
-                        transition: Transition {
-                            update: next,
-                            expected_revision: u.revision,
-                            history,
-                        },
-                        notice: OutboxEntry::new(notice, now),
-                        lease: mine.then(|| lease.clone()),
-                    });
-                }
-                _ => alone.push(u),
+            let planned = policies
+                .get(&u.campaign_id)
+                .and_then(|policy| context.plan(u, package.as_deref(), policy));
+            match planned {
+                Some(release) => releases.push(release),
+                None => alone.push(u),
             }
         }
         let mut first_error = None;
@@ -369,7 +362,7 @@ impl Ota {
 
     /// A claimed update that is not released after all: its package no longer exists (it
     /// fails), or the state machine decided otherwise (recorded, claim given back).
-    async fn dispatch_alone(
+    pub(super) async fn dispatch_alone(
         &self,
         update: &Update,
         package: Option<&Package>,

@@ -2,14 +2,14 @@
 //! the updates, so a release and its notice are written in one step.
 
 use super::tables::{Map, Tables};
-use super::updates::apply_transition;
+use super::updates::{apply_transition, claim_queued_in};
 use super::MemoryStore;
 use crate::clock::Timestamp;
 use crate::ids::{DeviceId, NoticeId, TenantId};
 use crate::package::PackageKind;
 use crate::store::{
-    AuditedTransition, ClaimRecovery, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry, Release,
-    StoreError,
+    AuditedTransition, ClaimRecovery, ClaimRequest, ClaimedReleases, NoticeClaim, NoticeLease,
+    NoticeOutbox, OutboxEntry, PlanRelease, QueueScope, Release, StoreError,
 };
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashSet};
@@ -81,6 +81,38 @@ impl NoticeOutbox for MemoryStore {
     async fn release_with_notices(&self, releases: &[Release]) -> Vec<Result<(), StoreError>> {
         let mut t = self.lock();
         releases.iter().map(|r| release_one(&mut t, r)).collect()
+    }
+
+    async fn claim_and_release(
+        &self,
+        request: &ClaimRequest,
+        scope: QueueScope,
+        plan: &PlanRelease<'_>,
+    ) -> Option<Result<ClaimedReleases, StoreError>> {
+        let mut t = self.lock();
+        let claimed = claim_queued_in(&mut t, request, scope);
+        let mut done = ClaimedReleases::default();
+        for u in claimed {
+            let package = t
+                .packages
+                .get(&u.package_id)
+                .filter(|p| p.tenant_id == u.tenant_id);
+            let Some(release) = plan(&u, package) else {
+                done.left.push(u);
+                continue;
+            };
+            // Under the lock the claimed revision is the stored one: a release of the claimed
+            // update applies; one about another update is the planner's error.
+            if release.transition.update.id != u.id {
+                done.left.push(u);
+                continue;
+            }
+            match release_one(&mut t, &release) {
+                Ok(()) => done.released.push(release),
+                Err(_) => done.left.push(u),
+            }
+        }
+        Some(Ok(done))
     }
 
     async fn enqueue_notice(

@@ -47,6 +47,31 @@ fn claimable<'a>(
         .map(|slot| slot.update.id)
 }
 
+/// [`UpdateStore::claim_queued`] on locked tables.
+pub(super) fn claim_queued_in(
+    t: &mut Tables,
+    request: &ClaimRequest,
+    scope: QueueScope,
+) -> Vec<Update> {
+    let (key, up_to_wave) = match scope {
+        QueueScope::Direct => (QueueKey::Direct, 0),
+        QueueScope::Campaign { id, up_to_wave } => (QueueKey::Campaign(id), up_to_wave),
+    };
+    let ids: Vec<UpdateId> = match t.queues.get(&key) {
+        Some(queue) => {
+            let in_waves = queue
+                .iter()
+                .take_while(|(wave, _, _)| *wave <= up_to_wave)
+                .map(|(_, _, id)| *id);
+            claimable(t, in_waves, request)
+                .take(request.limit as usize)
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    lease(t, ids, request)
+}
+
 /// Writes `update` if the stored revision is still `expected_revision`, with its history
 /// entry, dropping any claim on it.
 pub(super) fn apply_transition(
@@ -248,24 +273,7 @@ impl UpdateStore for MemoryStore {
         request: &ClaimRequest,
         scope: QueueScope,
     ) -> Result<Vec<Update>, StoreError> {
-        let mut t = self.lock();
-        let (key, up_to_wave) = match scope {
-            QueueScope::Direct => (QueueKey::Direct, 0),
-            QueueScope::Campaign { id, up_to_wave } => (QueueKey::Campaign(id), up_to_wave),
-        };
-        let ids: Vec<UpdateId> = match t.queues.get(&key) {
-            Some(queue) => {
-                let in_waves = queue
-                    .iter()
-                    .take_while(|(wave, _, _)| *wave <= up_to_wave)
-                    .map(|(_, _, id)| *id);
-                claimable(&t, in_waves, request)
-                    .take(request.limit as usize)
-                    .collect()
-            }
-            None => Vec::new(),
-        };
-        Ok(lease(&mut t, ids, request))
+        Ok(claim_queued_in(&mut self.lock(), request, scope))
     }
 
     async fn claim_due(&self, request: &ClaimRequest) -> Result<Vec<Update>, StoreError> {

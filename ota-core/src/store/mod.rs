@@ -43,7 +43,10 @@ pub use campaigns::{skip_reason, CampaignStore, Materialized};
 pub use content::{ByteRange, ByteStream, ByteStreamExt, DEFAULT_READ_CHUNK};
 pub use devices::{DeviceSelector, DeviceStore};
 pub use error::StoreError;
-pub use outbox::{ClaimRecovery, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry, Release};
+pub use outbox::{
+    ClaimRecovery, ClaimedReleases, NoticeClaim, NoticeLease, NoticeOutbox, OutboxEntry,
+    PlanRelease, Release,
+};
 pub use pace::{PaceStore, VersionedPace};
 pub use packages::PackageStore;
 pub use paging::{Page, PageRequest, MAX_PAGE_SIZE};

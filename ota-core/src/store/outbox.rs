@@ -18,10 +18,12 @@
 //! every older undelivered one for the same device and kind (a notice carries the current
 //! attributes, so only the newest matters and an old one is never delivered after it).
 
-use super::{StoreError, Transition};
+use super::{ClaimRequest, QueueScope, StoreError, Transition};
 use crate::clock::Timestamp;
 use crate::ids::{DeviceId, NoticeId, TenantId};
 use crate::notifier::Notice;
+use crate::package::Package;
+use crate::update::Update;
 use async_trait::async_trait;
 use chrono::Duration;
 
@@ -92,6 +94,21 @@ pub struct NoticeClaim {
     pub devices: Option<Vec<DeviceId>>,
 }
 
+/// Decides the release of a claimed update, given its package (`None`: the package no longer
+/// exists): the release to write, or `None` to leave the update claimed by the caller (see
+/// [`NoticeOutbox::claim_and_release`]).
+pub type PlanRelease<'a> = dyn Fn(&Update, Option<&Package>) -> Option<Release> + Send + Sync + 'a;
+
+/// What [`NoticeOutbox::claim_and_release`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClaimedReleases {
+    /// The releases written (each with its notice), in claim order.
+    pub released: Vec<Release>,
+    /// Claimed updates the planner did not release, leased to the claimer as
+    /// [`super::UpdateStore::claim_queued`] leases them, in claim order.
+    pub left: Vec<Update>,
+}
+
 /// Stores undelivered notices.
 #[async_trait]
 pub trait NoticeOutbox: Send + Sync {
@@ -100,6 +117,25 @@ pub trait NoticeOutbox: Send + Sync {
     /// undelivered notices of the device and kind). A transition that is refused writes no
     /// notice. One answer per release, in order; not atomic as a whole.
     async fn release_with_notices(&self, releases: &[Release]) -> Vec<Result<(), StoreError>>;
+
+    /// Claims queued updates as [`super::UpdateStore::claim_queued`] would (same `request`
+    /// and `scope`, same order, never an update another claimer holds) and, in the same
+    /// atomic step, writes the release `plan` gives for each (as
+    /// [`NoticeOutbox::release_with_notices`] would, notice included); the updates `plan`
+    /// leaves out stay claimed by the caller. A claim followed at once by its release then
+    /// costs no lease write and no second commit. An error writes nothing (no claim, no
+    /// release). `plan` is called once per claimed update, with the store locked or a
+    /// transaction open: it must not call the store. `None` (the default): the store has no
+    /// such combined step; the caller claims, then releases.
+    async fn claim_and_release(
+        &self,
+        request: &ClaimRequest,
+        scope: QueueScope,
+        plan: &PlanRelease<'_>,
+    ) -> Option<Result<ClaimedReleases, StoreError>> {
+        let _ = (request, scope, plan);
+        None
+    }
 
     /// Puts one notice into the outbox (replacing older undelivered notices of the device and
     /// kind), leased to `lease`'s owner when given.
