@@ -7,9 +7,10 @@ use ota_core::campaign::{Campaign, CampaignState, CampaignStats};
 use ota_core::ids::{CampaignId, DeviceId, ScheduleId, TenantId, UpdateId};
 use ota_core::schedule::ScheduledEvent;
 use ota_core::store::{
-    CampaignStore, ClaimRecovery, ClaimRequest, Materialized, NoticeClaim, NoticeId, NoticeLease,
-    NoticeOutbox, OutboxEntry, Page, PageRequest, QueueScope, Release, RetainedLog, RetentionStore,
-    ScheduleStore, StoreError, Transition, UpdateFilter, UpdateStore,
+    AuditedTransition, CampaignStore, ClaimRecovery, ClaimRequest, ClaimedReleases, Materialized,
+    NoticeClaim, NoticeId, NoticeLease, NoticeOutbox, OutboxEntry, Page, PageRequest, PlanRelease,
+    QueueScope, Release, RetainedLog, RetentionStore, ScheduleStore, StoreError, Transition,
+    UpdateFilter, UpdateStore,
 };
 use ota_core::update::HistoryEntry;
 use ota_core::{Device, Package, PackageKind, Timestamp, TitleVersion, Update};
@@ -53,6 +54,21 @@ impl UpdateStore for MeteredStore {
         );
         if matches!(answer, Some(Ok(()))) {
             self.count_history(history);
+        }
+        answer
+    }
+
+    async fn transition_audited(
+        &self,
+        write: &AuditedTransition,
+    ) -> Option<Result<(), StoreError>> {
+        let answer = timed!(
+            self,
+            "transition_audited",
+            self.inner.transition_audited(write)
+        );
+        if matches!(answer, Some(Ok(()))) {
+            self.count_history(&write.transition.history);
         }
         answer
     }
@@ -405,6 +421,26 @@ impl NoticeOutbox for MeteredStore {
             }
         }
         answers
+    }
+
+    async fn claim_and_release(
+        &self,
+        request: &ClaimRequest,
+        scope: QueueScope,
+        plan: &PlanRelease<'_>,
+    ) -> Option<Result<ClaimedReleases, StoreError>> {
+        let answer = timed!(
+            self,
+            "claim_and_release",
+            self.inner.claim_and_release(request, scope, plan)
+        );
+        if let Some(Ok(claimed)) = &answer {
+            for release in &claimed.released {
+                self.metrics.releases.inc();
+                self.count_history(&release.transition.history);
+            }
+        }
+        answer
     }
 
     async fn enqueue_notice(
