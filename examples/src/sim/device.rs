@@ -110,6 +110,10 @@ struct Firmware {
     attempts: u32,
     last_failed: Option<(String, String)>,
     status: Status,
+    /// Rebooted into `current` but the link did not come back: `UPDATED` was never said.
+    /// The next announce of `current` says it (the server completes an update when the
+    /// device reports running its target).
+    unannounced: bool,
 }
 
 struct Device<L> {
@@ -137,6 +141,7 @@ pub async fn run<L: Link>(
         attempts: 0,
         last_failed: None,
         status: Status::Connecting,
+        unannounced: false,
     };
     let mut device = Device {
         link,
@@ -199,13 +204,18 @@ impl<L: Link> Device<L> {
         }
     }
 
-    /// Reports the firmware the device runs.
+    /// Reports the firmware the device runs (after a reboot whose link did not come back:
+    /// that is its `UPDATED`).
     async fn announce(&mut self) {
         let (title, version) = self.fw.current.clone();
-        let _ = self
+        let said = self
             .link
             .report(json!({"current_fw_title": title, "current_fw_version": version}))
-            .await;
+            .await
+            .is_ok();
+        if said && std::mem::take(&mut self.fw.unannounced) {
+            self.set(Status::Updated);
+        }
     }
 
     async fn handle(&mut self, message: Map<String, Value>, polled: bool) {
@@ -313,11 +323,15 @@ impl<L: Link> Device<L> {
         if !self.state("UPDATING").await {
             return;
         }
-        if self.link.reboot(self.config.reboot).await.is_err() {
-            return self.set(Status::Silent);
-        }
+        let back = self.link.reboot(self.config.reboot).await.is_ok();
+        // The device runs the new firmware once it rebooted, whether or not its link came
+        // back; without a link it says so when it is back (see `announce`).
         self.fw.current = key(target);
         self.fw.last_failed = None;
+        if !back {
+            self.fw.unannounced = true;
+            return self.set(Status::Silent);
+        }
         let (title, version) = self.fw.current.clone();
         if self
             .say(
