@@ -25,9 +25,12 @@ pub enum LinkError {
 pub enum Heard {
     /// A pushed notice (shared attributes changed).
     Notice(Map<String, Value>),
-    /// The answer to the device's own attribute request (after connecting again, or a
-    /// periodic look).
+    /// The answer to the device's own attribute request after connecting again: the device
+    /// says what it runs first (a report lost with the connection is not lost for good).
     Polled(Map<String, Value>),
+    /// The answer to a periodic look at the attributes (a long-poll ended with nothing):
+    /// nothing was lost, nothing is said again unless a report failed.
+    Looked(Map<String, Value>),
 }
 
 /// How one download goes.
@@ -110,10 +113,12 @@ struct Firmware {
     attempts: u32,
     last_failed: Option<(String, String)>,
     status: Status,
-    /// Rebooted into `current` but the link did not come back: `UPDATED` was never said.
-    /// The next announce of `current` says it (the server completes an update when the
-    /// device reports running its target).
+    /// Rebooted into `current` but the link did not come back, or the `UPDATED` report was
+    /// lost: the next announce of `current` says it (the server completes an update when
+    /// the device reports running its target).
     unannounced: bool,
+    /// A report was lost since the last announce.
+    report_lost: bool,
 }
 
 struct Device<L> {
@@ -142,6 +147,7 @@ pub async fn run<L: Link>(
         last_failed: None,
         status: Status::Connecting,
         unannounced: false,
+        report_lost: false,
     };
     let mut device = Device {
         link,
@@ -199,6 +205,12 @@ impl<L: Link> Device<L> {
                     self.announce().await;
                     self.handle(m, true).await
                 }
+                Ok(Heard::Looked(m)) => {
+                    if self.fw.unannounced || self.fw.report_lost {
+                        self.announce().await;
+                    }
+                    self.handle(m, true).await
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
@@ -213,8 +225,11 @@ impl<L: Link> Device<L> {
             .report(json!({"current_fw_title": title, "current_fw_version": version}))
             .await
             .is_ok();
-        if said && std::mem::take(&mut self.fw.unannounced) {
-            self.set(Status::Updated);
+        if said {
+            self.fw.report_lost = false;
+            if std::mem::take(&mut self.fw.unannounced) {
+                self.set(Status::Updated);
+            }
         }
     }
 
@@ -252,6 +267,7 @@ impl<L: Link> Device<L> {
             Ok(()) => true,
             Err(LinkError::Refused(_)) => true,
             Err(LinkError::Lost(_)) => {
+                self.fw.report_lost = true;
                 self.set(Status::Silent);
                 false
             }
@@ -341,6 +357,8 @@ impl<L: Link> Device<L> {
             .await
         {
             self.set(Status::Updated);
+        } else {
+            self.fw.unannounced = true;
         }
     }
 }
