@@ -34,7 +34,9 @@ impl PackageCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(TenantId, PackageId), (Package, Instant)>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<(TenantId, PackageId), (Package, Instant)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -109,9 +111,16 @@ mod tests {
         let cache = PackageCache::new(Duration::from_secs(5), 2);
         let t0 = Instant::now();
         cache.remember(&a, t0);
-        assert_eq!(cache.get(tenant, a.id, t0 + Duration::from_secs(4)), Some(a.clone()));
+        assert_eq!(
+            cache.get(tenant, a.id, t0 + Duration::from_secs(4)),
+            Some(a.clone())
+        );
         assert_eq!(cache.get(tenant, a.id, t0 + Duration::from_secs(5)), None);
-        assert_eq!(cache.get(TenantId::new(), a.id, t0), None, "another tenant's");
+        assert_eq!(
+            cache.get(TenantId::new(), a.id, t0),
+            None,
+            "another tenant's"
+        );
         cache.forget(tenant, a.id);
         assert_eq!(cache.get(tenant, a.id, t0), None);
 
@@ -139,9 +148,17 @@ mod tests {
         let tenant = TenantId::new();
         let package = upload(&ota, tenant, "1").await;
         // Read twice (the second from the cache), then deleted through the same store.
-        assert_eq!(store.get_package(tenant, package.id).await.unwrap(), package);
-        assert_eq!(store.get_package(tenant, package.id).await.unwrap(), package);
-        ota.delete_package("tester", tenant, package.id).await.unwrap();
+        assert_eq!(
+            store.get_package(tenant, package.id).await.unwrap(),
+            package
+        );
+        assert_eq!(
+            store.get_package(tenant, package.id).await.unwrap(),
+            package
+        );
+        ota.delete_package("tester", tenant, package.id)
+            .await
+            .unwrap();
         let gone = store.get_package(tenant, package.id).await.unwrap_err();
         assert!(gone.is_not_found(), "{gone}");
     }
