@@ -16,10 +16,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Each remembered package, with when it was read.
+type Remembered = HashMap<(TenantId, PackageId), (Package, Instant)>;
+
 /// Remembered packages with when each was read; bounded.
 #[derive(Debug)]
 pub struct PackageCache {
-    entries: Mutex<HashMap<(TenantId, PackageId), (Package, Instant)>>,
+    entries: Mutex<Remembered>,
     ttl: Duration,
     capacity: usize,
 }
@@ -34,9 +37,7 @@ impl PackageCache {
         }
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(TenantId, PackageId), (Package, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Remembered> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
