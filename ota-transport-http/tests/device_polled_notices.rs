@@ -4,7 +4,6 @@
 
 mod support;
 
-use ota_core::store::NoticeOutbox;
 use ota_core::PackageKind;
 use serde_json::Value;
 use support::{content, Backend, Server};
