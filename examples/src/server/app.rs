@@ -42,7 +42,9 @@ pub async fn run_until(config: Config, stopping: CancellationToken) -> Result<()
     let metrics = Metrics::new();
     let opened = store::open(&config).await?;
     let backend = opened.backend.clone();
-    let store: Arc<dyn Store> = Arc::new(MeteredStore::new(opened.store, metrics.clone()));
+    let store: Arc<dyn Store> = Arc::new(
+        MeteredStore::new(opened.store, metrics.clone()).package_ttl(config.package_cache_ttl),
+    );
 
     let mut engine_config = OtaConfig::default()
         .global_pacing(config.pacing())

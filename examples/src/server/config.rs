@@ -97,6 +97,19 @@ pub struct Config {
     #[arg(long, env = "OTA_DEVICE_RATE_LIMIT")]
     pub device_rate_limit: Option<String>,
 
+    /// How long the device HTTP API remembers the device of an access token. Longer saves a
+    /// store lookup per request (an idle device comes back every long-poll period); the
+    /// price is that a rotated token or a deleted device keeps working on this instance up
+    /// to this long. `0s`: every request looks its token up.
+    #[arg(long, env = "OTA_DEVICE_TOKEN_CACHE_TTL", default_value = "60s", value_parser = parse_duration)]
+    pub device_token_cache_ttl: Duration,
+
+    /// How long package records read from the store are remembered (they never change; a
+    /// package deleted through this instance is forgotten at once, one deleted through
+    /// another instance sharing the database is answered up to this long). `0s`: not at all.
+    #[arg(long, env = "OTA_PACKAGE_CACHE_TTL", default_value = "60s", value_parser = parse_duration)]
+    pub package_cache_ttl: Duration,
+
     /// Most HTTP connections at once; more are answered 503 and closed.
     #[arg(long, env = "OTA_HTTP_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub http_max_connections: usize,
@@ -337,6 +350,7 @@ mod tests {
         assert!(config.database_url.is_none() || std::env::var("DATABASE_URL").is_ok());
         assert_eq!(config.tenant.to_string(), DEFAULT_TENANT);
         assert_eq!(config.tick_interval, Duration::from_millis(500));
+        assert_eq!(config.device_token_cache_ttl, Duration::from_secs(60));
         let config = Config::try_parse_from(["ota-server", "--api-key", "a,b", "--api-key", "c"]);
         assert_eq!(config.unwrap().api_keys, ["a", "b", "c"]);
     }

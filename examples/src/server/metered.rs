@@ -1,9 +1,11 @@
 //! A store that measures the store it wraps: the latency of every call, applied transitions
 //! by state, releases, device reports and content bytes read (see [`super::metrics`]).
-//! Every call goes through unchanged. The update, campaign, schedule and outbox traits are
-//! in `metered_work.rs`.
+//! Every call goes through unchanged, except `get_package`, answered from the
+//! [`PackageCache`] when it can. The update, campaign, schedule and outbox traits are in
+//! `metered_work.rs`.
 
 use super::metrics::{state_label, Metrics};
+use super::package_cache::PackageCache;
 use futures_util::StreamExt;
 use ota_core::audit::AuditEntry;
 use ota_core::checksum::Checksum;
@@ -18,19 +20,35 @@ use ota_core::update::{EventSource, HistoryEntry};
 use ota_core::{Assignment, AssignmentTarget, Package, PackageKind, TitleVersion};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a package record is remembered by default (see [`PackageCache`]).
+pub const PACKAGE_TTL: Duration = Duration::from_secs(60);
+/// Package records remembered at most.
+const PACKAGE_CAPACITY: usize = 1024;
 
 /// Wraps a store and records what passes through it in [`Metrics`].
 #[derive(Clone)]
 pub struct MeteredStore {
     pub(super) inner: Arc<dyn Store>,
     pub(super) metrics: Arc<Metrics>,
+    packages: Arc<PackageCache>,
 }
 
 impl MeteredStore {
     /// Measures `inner` into `metrics`.
     pub fn new(inner: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+        Self {
+            inner,
+            metrics,
+            packages: Arc::new(PackageCache::new(PACKAGE_TTL, PACKAGE_CAPACITY)),
+        }
+    }
+
+    /// Remembers package records for `ttl` instead of [`PACKAGE_TTL`] (zero: not at all).
+    pub fn package_ttl(mut self, ttl: Duration) -> Self {
+        self.packages = Arc::new(PackageCache::new(ttl, PACKAGE_CAPACITY));
+        self
     }
 
     /// Counts an applied transition (or an ignored report) described by `history`.
@@ -114,7 +132,13 @@ impl PackageStore for MeteredStore {
     }
 
     async fn get_package(&self, tenant: TenantId, id: PackageId) -> Result<Package, StoreError> {
-        timed!(self, "get_package", self.inner.get_package(tenant, id))
+        if let Some(package) = self.packages.get(tenant, id, Instant::now()) {
+            return Ok(package);
+        }
+        let read_at = Instant::now();
+        let package = timed!(self, "get_package", self.inner.get_package(tenant, id))?;
+        self.packages.remember(&package, read_at);
+        Ok(package)
     }
 
     async fn find_package(
@@ -150,11 +174,15 @@ impl PackageStore for MeteredStore {
         id: PackageId,
         audit: Option<&AuditEntry>,
     ) -> Result<(), StoreError> {
-        timed!(
+        self.packages.forget(tenant, id);
+        let deleted = timed!(
             self,
             "delete_package",
             self.inner.delete_package(tenant, id, audit)
-        )
+        );
+        // Again: a read during the delete may have remembered it.
+        self.packages.forget(tenant, id);
+        deleted
     }
 
     async fn read_content(

@@ -5,8 +5,7 @@
 //! - [`metered`]: the store measured for [`metrics`] (store latency, transitions, releases,
 //!   reports).
 //! - [`transports`]: HTTP long-polls, the MQTT endpoint and bridge, one notifier over them.
-//! - [`polled_notices`]: with several instances, outbox notices of HTTP devices delivered by
-//!   the devices' own attribute reads and long-polls.
+//! - [`package_cache`]: package records remembered by [`metered`] (they never change).
 //! - [`routes`]: management API, device API, `/metrics`, [`health`], and the dashboard
 //!   ([`crate::dashboard`]) at `/`.
 //! - [`keys`]: API keys (configured, or one made and printed at first start).
@@ -25,7 +24,7 @@ pub mod metered;
 mod metered_work;
 pub mod metrics;
 pub mod notify;
-pub mod polled_notices;
+pub mod package_cache;
 pub mod routes;
 pub mod shutdown;
 pub mod store;

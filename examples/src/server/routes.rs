@@ -4,7 +4,6 @@
 use super::config::Config;
 use super::health::{self, Readiness};
 use super::metrics::{self, Metrics, MetricsState};
-use super::polled_notices::{self, PolledNotices};
 use super::store::Backend;
 use super::transports::Transports;
 use crate::dashboard::{dashboard_router_with, DashboardOptions};
@@ -52,19 +51,17 @@ pub fn build(parts: RouterParts<'_>) -> Result<Router, String> {
         .map(str::parse)
         .transpose()
         .map_err(|e| format!("--device-rate-limit: {e}"))?;
-    let device_options = DeviceApiOptions::new(transports.http.clone()).rate_limit(rate_limit);
-    let mut devices = device_router(ota.clone(), device_options).layer(
-        axum::middleware::from_fn_with_state(metrics.clone(), metrics::count_bytes_served),
-    );
+    let mut device_options = DeviceApiOptions::new(transports.http.clone())
+        .rate_limit(rate_limit)
+        .token_cache_ttl(config.device_token_cache_ttl);
     if matches!(readiness.backend, Backend::Postgres(_)) {
         // Other instances may share the store: notices of devices that poll over HTTP are
-        // delivered by their reads (see `polled_notices`).
-        devices = devices.layer(axum::middleware::from_fn_with_state(
-            PolledNotices::new(ota.clone()),
-            polled_notices::deliver_on_read,
-        ));
+        // delivered by their reads (see `DeviceApiOptions::deliver_notices_on_read`).
+        device_options = device_options.deliver_notices_on_read(true);
     }
-
+    let devices = device_router(ota.clone(), device_options).layer(
+        axum::middleware::from_fn_with_state(metrics.clone(), metrics::count_bytes_served),
+    );
     let http = transports.http.clone();
     let mqtt = transports.mqtt.as_ref().map(|m| m.registry().clone());
     let refresh = move |m: &Metrics| {

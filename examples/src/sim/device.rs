@@ -25,9 +25,12 @@ pub enum LinkError {
 pub enum Heard {
     /// A pushed notice (shared attributes changed).
     Notice(Map<String, Value>),
-    /// The answer to the device's own attribute request (after connecting again, or a
-    /// periodic look).
+    /// The answer to the device's own attribute request after connecting again: the device
+    /// says what it runs first (a report lost with the connection is not lost for good).
     Polled(Map<String, Value>),
+    /// The answer to a periodic look at the attributes (a long-poll ended with nothing):
+    /// nothing was lost, nothing is said again unless a report failed.
+    Looked(Map<String, Value>),
 }
 
 /// How one download goes.
@@ -110,6 +113,12 @@ struct Firmware {
     attempts: u32,
     last_failed: Option<(String, String)>,
     status: Status,
+    /// Rebooted into `current` but the link did not come back, or the `UPDATED` report was
+    /// lost: the next announce of `current` says it (the server completes an update when
+    /// the device reports running its target).
+    unannounced: bool,
+    /// A report was lost since the last announce.
+    report_lost: bool,
 }
 
 struct Device<L> {
@@ -137,6 +146,8 @@ pub async fn run<L: Link>(
         attempts: 0,
         last_failed: None,
         status: Status::Connecting,
+        unannounced: false,
+        report_lost: false,
     };
     let mut device = Device {
         link,
@@ -194,18 +205,32 @@ impl<L: Link> Device<L> {
                     self.announce().await;
                     self.handle(m, true).await
                 }
+                Ok(Heard::Looked(m)) => {
+                    if self.fw.unannounced || self.fw.report_lost {
+                        self.announce().await;
+                    }
+                    self.handle(m, true).await
+                }
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
     }
 
-    /// Reports the firmware the device runs.
+    /// Reports the firmware the device runs (after a reboot whose link did not come back:
+    /// that is its `UPDATED`).
     async fn announce(&mut self) {
         let (title, version) = self.fw.current.clone();
-        let _ = self
+        let said = self
             .link
             .report(json!({"current_fw_title": title, "current_fw_version": version}))
-            .await;
+            .await
+            .is_ok();
+        if said {
+            self.fw.report_lost = false;
+            if std::mem::take(&mut self.fw.unannounced) {
+                self.set(Status::Updated);
+            }
+        }
     }
 
     async fn handle(&mut self, message: Map<String, Value>, polled: bool) {
@@ -242,6 +267,7 @@ impl<L: Link> Device<L> {
             Ok(()) => true,
             Err(LinkError::Refused(_)) => true,
             Err(LinkError::Lost(_)) => {
+                self.fw.report_lost = true;
                 self.set(Status::Silent);
                 false
             }
@@ -313,11 +339,15 @@ impl<L: Link> Device<L> {
         if !self.state("UPDATING").await {
             return;
         }
-        if self.link.reboot(self.config.reboot).await.is_err() {
-            return self.set(Status::Silent);
-        }
+        let back = self.link.reboot(self.config.reboot).await.is_ok();
+        // The device runs the new firmware once it rebooted, whether or not its link came
+        // back; without a link it says so when it is back (see `announce`).
         self.fw.current = key(target);
         self.fw.last_failed = None;
+        if !back {
+            self.fw.unannounced = true;
+            return self.set(Status::Silent);
+        }
         let (title, version) = self.fw.current.clone();
         if self
             .say(
@@ -327,6 +357,8 @@ impl<L: Link> Device<L> {
             .await
         {
             self.set(Status::Updated);
+        } else {
+            self.fw.unannounced = true;
         }
     }
 }

@@ -162,7 +162,7 @@ impl Link for HttpLink {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(m)) if !m.is_empty() => Ok(Heard::Notice(m)),
             // The wait ended with no notice: look, in case one came between two waits.
-            _ => self.poll().await.map(Heard::Polled),
+            _ => self.poll().await.map(Heard::Looked),
         }
     }
 

@@ -37,9 +37,12 @@ pub(crate) async fn get(
     let shared_keys = query.list("sharedKeys");
     let client_keys = query.list("clientKeys");
 
+    // Both kinds at once: one wait instead of two, and a store that coalesces concurrent
+    // reads (PostgreSQL's) answers them with one statement under load.
+    let kinds = PackageKind::ALL.map(|kind| api.ota.shared_attributes(&device, kind));
     let mut shared = Map::new();
-    for kind in PackageKind::ALL {
-        shared.extend(api.ota.shared_attributes(&device, kind).await?);
+    for attributes in futures_util::future::join_all(kinds).await {
+        shared.extend(attributes?);
     }
     if let Some(keys) = &shared_keys {
         shared.retain(|k, _| keys.iter().any(|want| want == k));

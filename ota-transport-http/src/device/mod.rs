@@ -18,6 +18,7 @@ mod content;
 mod download;
 mod notifier;
 mod options;
+mod polled_notices;
 pub(crate) mod query;
 mod rate_limit;
 
@@ -46,6 +47,9 @@ pub(crate) struct DeviceApi {
     tokens: TokenCache,
     limiter: Option<RateLimiter>,
     content: ContentCache,
+    /// With [`DeviceApiOptions::deliver_notices_on_read`]: when each device's reads last
+    /// looked into the outbox.
+    polled: Option<polled_notices::PolledNotices>,
 }
 
 impl DeviceApi {
@@ -54,6 +58,9 @@ impl DeviceApi {
             tokens: TokenCache::new(options.token_cache_ttl, options.token_cache_capacity),
             limiter: options.rate_limit.clone().map(RateLimiter::new),
             content: options.content_cache.clone(),
+            polled: options
+                .deliver_notices_on_read
+                .then(|| polled_notices::PolledNotices::new(options.notice_look_every)),
             ota,
             options,
         }
@@ -108,7 +115,7 @@ fn with_fallback(route: MethodRouter<Arc<DeviceApi>>) -> MethodRouter<Arc<Device
 /// to wake on notices.
 pub fn device_router(engine: Ota, options: DeviceApiOptions) -> Router {
     let api = Arc::new(DeviceApi::new(engine, options));
-    Router::new()
+    let router = Router::new()
         .route(
             "/api/v1/{token}/attributes",
             with_fallback(get(attributes::get).post(attributes::post)),
@@ -141,5 +148,13 @@ pub fn device_router(engine: Ota, options: DeviceApiOptions) -> Router {
             "/api/v1/{token}/{*rest}",
             with_fallback(get(no_such_route).post(no_such_route)),
         )
-        .with_state(api)
+        .with_state(api.clone());
+    if api.polled.is_some() {
+        router.layer(axum::middleware::from_fn_with_state(
+            api,
+            polled_notices::deliver_on_read,
+        ))
+    } else {
+        router
+    }
 }

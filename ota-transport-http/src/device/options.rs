@@ -14,7 +14,13 @@ pub struct DeviceApiOptions {
     pub notifier: HttpNotifier,
     /// Largest telemetry or attributes body accepted, in bytes. Default: 64 KiB.
     pub max_body_bytes: usize,
-    /// How long a device looked up by its token is remembered. Default: 5 s.
+    /// How long a device looked up by its token is remembered. Default: 60 s.
+    ///
+    /// The trade-off: a device's requests cost one token lookup per `ttl` (an idle device
+    /// comes back every long-poll period, 20-30 s with ThingsBoard's firmware, so a `ttl`
+    /// shorter than that makes nearly every request a lookup), while a token that was
+    /// rotated or a device that was deleted keeps working on this instance until its entry
+    /// expires, at most `ttl` after its last lookup. Zero: no caching.
     pub token_cache_ttl: Duration,
     /// How many tokens are remembered at most. Default: 100,000.
     pub token_cache_capacity: usize,
@@ -28,6 +34,21 @@ pub struct DeviceApiOptions {
     pub content_cache: ContentCache,
     /// Most ranges one `Range` header may ask for. Default: 16.
     pub max_ranges: usize,
+    /// Whether a device's attribute reads and long-polls deliver the outbox notices waiting
+    /// for it. Default: off. Turn it on when several engine instances share one store and
+    /// their notifiers reach only the devices they hold (see
+    /// [`Notifier::reachable_devices`](ota_core::notifier::Notifier::reachable_devices)): a
+    /// notice written while its polling device was between two requests is then reached by
+    /// no instance, and without this it would stay in the outbox. A read that looks costs
+    /// a statement (a claim on the outbox), at most once per [`Self::notice_look_every`] per
+    /// device; a notice that waits is answered by the long-poll at once, or marked
+    /// delivered by the attribute read that answers what it announced.
+    pub deliver_notices_on_read: bool,
+    /// With [`Self::deliver_notices_on_read`], how often a device's reads look into the
+    /// outbox at most. Default: 30 s (a notice left behind is rare and waits this long at
+    /// most after the device's previous look; a long-poll waiting meanwhile gets it from
+    /// the engine).
+    pub notice_look_every: Duration,
 }
 
 impl DeviceApiOptions {
@@ -36,13 +57,15 @@ impl DeviceApiOptions {
         Self {
             notifier,
             max_body_bytes: 64 * 1024,
-            token_cache_ttl: Duration::from_secs(5),
+            token_cache_ttl: Duration::from_secs(60),
             token_cache_capacity: 100_000,
             rate_limit: None,
             long_poll_default: Duration::from_secs(30),
             long_poll_max: Duration::from_secs(600),
             content_cache: ContentCache::new(256 * 1024 * 1024),
             max_ranges: 16,
+            deliver_notices_on_read: false,
+            notice_look_every: Duration::from_secs(30),
         }
     }
 
@@ -61,6 +84,12 @@ impl DeviceApiOptions {
     /// Sets [`Self::token_cache_ttl`].
     pub fn token_cache_ttl(mut self, ttl: Duration) -> Self {
         self.token_cache_ttl = ttl;
+        self
+    }
+
+    /// Sets [`Self::deliver_notices_on_read`].
+    pub fn deliver_notices_on_read(mut self, on: bool) -> Self {
+        self.deliver_notices_on_read = on;
         self
     }
 

@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 use ota_core::engine::{NewPackage, Ota, OtaConfig};
+use ota_core::notifier::{Notice, Notifier, NotifyError};
 use ota_core::store::{ByteStream, Store, StoreError};
 use ota_core::{
     AssignmentTarget, Checksum, Device, DeviceProfile, Package, PackageKind, SystemClock, TenantId,
@@ -95,6 +96,24 @@ impl Server {
         configure: impl FnOnce(DeviceApiOptions) -> DeviceApiOptions,
         limits: ServerLimits,
     ) -> Self {
+        Self::start_full(backend, configure, limits, false).await
+    }
+
+    /// As one of several instances sharing the store: the engine's notifier reaches only
+    /// the devices whose long-polls wait here; other notices stay in the outbox.
+    pub async fn start_across(
+        backend: Backend,
+        configure: impl FnOnce(DeviceApiOptions) -> DeviceApiOptions,
+    ) -> Self {
+        Self::start_full(backend, configure, ServerLimits::default(), true).await
+    }
+
+    async fn start_full(
+        backend: Backend,
+        configure: impl FnOnce(DeviceApiOptions) -> DeviceApiOptions,
+        limits: ServerLimits,
+        across: bool,
+    ) -> Self {
         let (store, pg): (Arc<dyn Store>, Option<PgStore>) = match backend {
             Backend::Memory => (Arc::new(ota_core::memory::MemoryStore::new()), None),
             Backend::Postgres => {
@@ -103,9 +122,14 @@ impl Server {
             }
         };
         let notifier = HttpNotifier::new();
+        let engine_notifier: Arc<dyn Notifier> = if across {
+            Arc::new(WaitersOnly(notifier.clone()))
+        } else {
+            Arc::new(notifier.clone())
+        };
         let ota = Ota::new(
             store,
-            Arc::new(notifier.clone()),
+            engine_notifier,
             Arc::new(SystemClock),
             OtaConfig::default(),
         );
@@ -216,6 +240,20 @@ impl Server {
         while self.notifier.waiters(device.id) < n {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+}
+
+/// The HTTP notifier of one instance among several: it reaches the devices waiting here.
+struct WaitersOnly(HttpNotifier);
+
+#[ota_core::async_trait]
+impl Notifier for WaitersOnly {
+    async fn notify(&self, notice: &Notice) -> Result<(), NotifyError> {
+        self.0.notify(notice).await
+    }
+
+    fn reachable_devices(&self) -> Option<Vec<ota_core::DeviceId>> {
+        Some(self.0.waiting_device_ids())
     }
 }
 

@@ -1,36 +1,33 @@
-//! Outbox notices of devices that poll over HTTP, when several instances share PostgreSQL.
+//! Outbox notices of devices that poll over HTTP, delivered by the devices' own reads
+//! (see [`DeviceApiOptions::deliver_notices_on_read`](super::DeviceApiOptions::deliver_notices_on_read)).
 //!
 //! An HTTP device has no connection a notice could be pushed to: it hears of an update
 //! through a long-poll waiting when the notice is delivered, or through its next attribute
 //! read, which answers the current attributes (newer than any notice written before the
-//! read). On one instance every notice is handed to the HTTP notifier at once (dropped when
-//! no long-poll waits: the device reads its attributes when it asks). With several instances
-//! an instance delivers only what it reaches (its MQTT connections and its waiting
-//! long-polls, see [`super::notify`]), so a notice written while its device was between two
-//! requests was reached by nobody and stayed in the outbox for good.
-//!
-//! This middleware of the device API makes the device's own requests its delivery:
+//! read). When several instances share one store, an instance delivers only what it
+//! reaches (its own waiting long-polls, its MQTT connections), so a notice written while its
+//! device was between two requests is reached by nobody and would stay in the outbox for
+//! good. With this option on, the device's requests are its delivery:
 //!
 //! - `GET /api/v1/{token}/attributes`: the notices waiting for the device when the request
 //!   arrives are claimed before the attributes are read, and marked delivered once the
 //!   answer (200) is built: it holds everything they announced.
 //! - `GET /api/v1/{token}/attributes/updates` (a long-poll): notices waiting when it arrives
 //!   answer it at once, merged as the long-poll merges the notices it hears, and are marked
-//!   delivered; with none, the long-poll waits as usual (a notice written while it waits
-//!   reaches it through the store's `NOTIFY`, the tick or the periodic fallback).
+//!   delivered; with none, the long-poll waits as usual.
 //!
-//! A device's reads look into the outbox at most every `LOOK_EVERY` (a look costs a
-//! statement; an idle device reads every long-poll period). A request that fails leaves its claimed notices to come back when their lease lapses
-//! (at least once). Notices of MQTT devices are untouched unless the device reads its
-//! attributes over HTTP, which supersedes them the same way: the instance holding a device's
-//! MQTT connection still delivers every notice written for it.
+//! A device's reads look into the outbox at most once per configured period (a look costs
+//! a statement; an idle device reads every long-poll period, while a notice left behind is
+//! rare). A request that fails leaves its claimed notices to come back when their lease
+//! lapses (at least once). Notices of MQTT devices are untouched unless the device reads its
+//! attributes over HTTP, which supersedes them the same way.
 
+use super::DeviceApi;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ota_core::engine::Ota;
 use ota_core::ids::NoticeId;
 use ota_core::notifier::Notice;
 use ota_core::store::{NoticeClaim, OutboxEntry};
@@ -44,30 +41,14 @@ use std::time::{Duration, Instant};
 const LEASE_SECS: i64 = 30;
 /// Notices claimed per request at most (a device has at most one per kind).
 const CLAIM_LIMIT: u32 = 16;
-/// How long a token's device is remembered.
-const TOKEN_TTL: Duration = Duration::from_secs(60);
-/// Tokens remembered at most (the map is emptied when full).
-const TOKEN_CAPACITY: usize = 200_000;
-/// A device's reads look into the outbox at most this often. Reads are frequent (an idle
-/// device long-polls and reads its attributes every long-poll period) and the look costs a
-/// statement, while a notice left behind is rare: it waits for the device's first read
-/// after this much time (a long-poll waiting meanwhile gets it from the engine's tick).
-const LOOK_EVERY: Duration = Duration::from_secs(30);
+/// Devices whose last look is remembered at most (the map is emptied when full).
+const LOOKED_CAPACITY: usize = 200_000;
 
-/// What the middleware needs: the engine (its store, clock and instance id) and the
-/// devices of recently seen tokens.
-#[derive(Clone)]
-pub struct PolledNotices {
-    ota: Ota,
-    tokens: Arc<Mutex<HashMap<String, (DeviceId, Instant)>>>,
-    /// When each device's reads last looked into the outbox.
-    looked: Arc<Mutex<HashMap<DeviceId, Instant>>>,
-}
-
-impl std::fmt::Debug for PolledNotices {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PolledNotices").finish_non_exhaustive()
-    }
+/// When each device's reads last looked into the outbox.
+#[derive(Debug)]
+pub(crate) struct PolledNotices {
+    every: Duration,
+    looked: Mutex<HashMap<DeviceId, Instant>>,
 }
 
 /// Which device request this is.
@@ -142,57 +123,35 @@ fn merge(notices: &[OutboxEntry]) -> Map<String, Value> {
 }
 
 impl PolledNotices {
-    /// Over `ota`'s store, claiming as `ota`'s instance.
-    pub fn new(ota: Ota) -> Self {
+    /// Looking at most once per `every` per device.
+    pub(crate) fn new(every: Duration) -> Self {
         Self {
-            ota,
-            tokens: Arc::default(),
-            looked: Arc::default(),
+            every,
+            looked: Mutex::default(),
         }
     }
 
-    /// Whether this read of `device` looks into the outbox (see [`LOOK_EVERY`]).
-    fn due(&self, device: DeviceId) -> bool {
-        let now = Instant::now();
+    /// Whether a read of `device` at `now` looks into the outbox.
+    fn due(&self, device: DeviceId, now: Instant) -> bool {
         let mut looked = self.looked.lock().unwrap_or_else(|e| e.into_inner());
         if looked
             .get(&device)
-            .is_some_and(|at| now.duration_since(*at) < LOOK_EVERY)
+            .is_some_and(|at| now.duration_since(*at) < self.every)
         {
             return false;
         }
-        if looked.len() >= TOKEN_CAPACITY {
+        if looked.len() >= LOOKED_CAPACITY {
             looked.clear();
         }
         looked.insert(device, now);
         true
     }
+}
 
-    /// The device of `token` (`None`: no such device, or the store failed; the request's
-    /// handler answers those).
-    async fn device(&self, token: &str) -> Option<DeviceId> {
-        let now = Instant::now();
-        if let Some((device, seen)) = self.lock().get(token) {
-            if now.duration_since(*seen) < TOKEN_TTL {
-                return Some(*device);
-            }
-        }
-        let device = self.ota.store().device_by_token(token).await.ok()?.id;
-        let mut tokens = self.lock();
-        if tokens.len() >= TOKEN_CAPACITY {
-            tokens.clear();
-        }
-        tokens.insert(token.to_string(), (device, now));
-        Some(device)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (DeviceId, Instant)>> {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
+impl DeviceApi {
     /// Claims what waits in the outbox for `device` (empty on a store failure: the
     /// request goes on as if nothing waited).
-    async fn claim(&self, device: DeviceId) -> Vec<OutboxEntry> {
+    async fn claim_notices(&self, device: DeviceId) -> Vec<OutboxEntry> {
         let claim = NoticeClaim {
             now: self.ota.now(),
             limit: CLAIM_LIMIT,
@@ -209,7 +168,7 @@ impl PolledNotices {
         }
     }
 
-    async fn delivered(&self, entries: &[OutboxEntry]) {
+    async fn notices_delivered(&self, entries: &[OutboxEntry]) {
         let ids: Vec<NoticeId> = entries.iter().map(|e| e.id).collect();
         if let Err(e) = self.ota.store().mark_delivered(&ids).await {
             // The lease lapses and the notices are delivered again: at least once.
@@ -218,22 +177,28 @@ impl PolledNotices {
     }
 }
 
-/// The middleware (see the [module](self) documentation).
-pub async fn deliver_on_read(
-    State(polled): State<PolledNotices>,
+/// The middleware of the device router when the option is on (see the
+/// [module](self) documentation).
+pub(crate) async fn deliver_on_read(
+    State(api): State<Arc<DeviceApi>>,
     request: Request,
     next: Next,
 ) -> Response {
+    let Some(polled) = &api.polled else {
+        return next.run(request).await;
+    };
     let Some((token, read)) = read_of(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let Some(device) = polled.device(&token).await else {
+    // Through the token cache the handler uses next (not counted against the rate limit);
+    // an unknown token or a store failure is the handler's to answer.
+    let Ok(device) = api.tokens.device(api.ota.store().as_ref(), &token).await else {
         return next.run(request).await;
     };
-    if !polled.due(device) {
+    if !polled.due(device.id, Instant::now()) {
         return next.run(request).await;
     }
-    let claimed = polled.claim(device).await;
+    let claimed = api.claim_notices(device.id).await;
     if claimed.is_empty() {
         return next.run(request).await;
     }
@@ -241,13 +206,13 @@ pub async fn deliver_on_read(
         Read::Attributes => {
             let response = next.run(request).await;
             if response.status() == StatusCode::OK {
-                polled.delivered(&claimed).await;
+                api.notices_delivered(&claimed).await;
             }
             response
         }
         Read::LongPoll => {
             let body = serde_json::to_vec(&Value::Object(merge(&claimed))).unwrap_or_default();
-            polled.delivered(&claimed).await;
+            api.notices_delivered(&claimed).await;
             let mut response = (StatusCode::OK, Body::from(body)).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -309,5 +274,16 @@ mod tests {
             Value::Object(merge(&entries)),
             serde_json::json!({"fw_title": "t", "fw_version": "2", "deleted": ["sw_title"]})
         );
+    }
+
+    #[test]
+    fn a_device_looks_at_most_once_per_period() {
+        let polled = PolledNotices::new(Duration::from_secs(30));
+        let (a, b) = (DeviceId::new(), DeviceId::new());
+        let t0 = Instant::now();
+        assert!(polled.due(a, t0));
+        assert!(!polled.due(a, t0 + Duration::from_secs(29)));
+        assert!(polled.due(b, t0 + Duration::from_secs(29)));
+        assert!(polled.due(a, t0 + Duration::from_secs(30)));
     }
 }
