@@ -14,7 +14,7 @@ use drill_support::campaign::{check_outcome, start_campaign, until_finished};
 use drill_support::{env_number, sim_args, ServerSpec, Sim};
 use sim_support::Api;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_campaign_leaves_no_device_stuck() {
