@@ -10,14 +10,11 @@ mod drill_support;
 mod sim_support;
 
 use drill_support::broker::{Broker, BRIDGE_PASSWORD, BRIDGE_USER};
-use drill_support::checks::check_campaign;
-use drill_support::{campaign_body, env_number, sim_args, ServerSpec, Sim};
-use ota_core::{CampaignId, TenantId};
-use ota_store_postgres::PgStore;
-use serde_json::json;
+use drill_support::campaign::{check_outcome, start_campaign, until_finished};
+use drill_support::{env_number, sim_args, ServerSpec, Sim};
 use sim_support::Api;
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_campaign_leaves_no_device_stuck() {
@@ -85,41 +82,15 @@ async fn a_broker_restart_mid_campaign_leaves_no_device_stuck() {
         "v1/devices".to_string(),
     ]);
     let mut sim = Sim::start(&args);
-    sim.until("devices").await;
-    sim.until("connected").await;
-    let c = api
-        .post(
-            "/campaigns",
-            campaign_body("drill", &package, &profile, (devices / 8).max(10)),
-        )
-        .await;
-    let campaign = c["id"].as_str().expect("campaign id").to_string();
-    api.post(&format!("/campaigns/{campaign}/start"), json!({}))
-        .await;
-    let started = Instant::now();
+    let campaign = start_campaign(&api, &mut sim, &package, &profile, (devices / 8).max(10)).await;
+    let started = campaign.at;
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     broker.restart(Duration::from_secs(2)).await;
     eprintln!("{:?}: broker restarted", started.elapsed());
 
-    sim.until("campaign_ended").await;
-    let summary = sim.summary().await;
-    let c = api.get(&format!("/campaigns/{campaign}")).await;
-    assert_eq!(c["state"], "FINISHED", "{c}");
-
-    let store = PgStore::connect(db.options().max_connections(4))
-        .await
-        .expect("store");
-    let tenant: TenantId = ota_examples::server::config::DEFAULT_TENANT
-        .parse()
-        .expect("tenant");
-    let campaign_id: CampaignId = campaign.parse().expect("campaign id");
-    let stats = api.stats(&campaign).await;
-    let findings = check_campaign(&store, tenant, campaign_id, &stats).await;
-    findings.assert_clean("campaign");
-    assert_eq!(findings.updates.len() as u64, devices);
-    eprintln!("updates that failed: {:#?}", findings.failed());
-    sim_support::assert_tally_matches(&api, &campaign, &summary).await;
+    let (_, summary) = until_finished(&api, sim, &campaign).await;
+    let findings = check_outcome(&db, &api, &campaign, devices, &summary).await;
     eprintln!(
         "drill (broker restart): {devices} devices, {:?}, {} reconnects, {:.1} s",
         findings.by_state,

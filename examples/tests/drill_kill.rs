@@ -16,14 +16,12 @@
 mod drill_support;
 mod sim_support;
 
-use drill_support::checks::{check_campaign, check_notices, heard_by_device};
-use drill_support::{campaign_body, env_number, sim_args, Random, ServerSpec, Sim};
-use ota_core::{CampaignId, DeviceId, TenantId};
-use ota_store_postgres::PgStore;
-use serde_json::json;
+use drill_support::campaign::{check_outcome, start_campaign, until_finished};
+use drill_support::checks::{check_notices, heard_by_device};
+use drill_support::{env_number, sim_args, Random, ServerSpec, Sim};
+use ota_core::DeviceId;
 use sim_support::Api;
 use std::collections::HashMap;
-use std::time::Instant;
 
 /// The campaign's state; a server still busy with its devices connecting again after a
 /// restart may answer 503 (Retry-After) for a while: asked again.
@@ -64,27 +62,16 @@ async fn the_server_killed_at_random_moments_loses_no_attempt_and_sends_nothing_
     args.extend(["--mqtt".into(), mqtt, "--mqtt-devices".into()]);
     args.push(devices.to_string());
     let mut sim = Sim::start(&args);
-    sim.until("devices").await;
-    sim.until("connected").await;
-
     // Releases spread over about four seconds per kill, so that the kills fall while
     // notices go out, devices download and report.
     let per_second = (devices / (4 * kills.max(1) as u64)).max(20);
-    let c = api
-        .post(
-            "/campaigns",
-            campaign_body("drill", &package, &profile, per_second),
-        )
-        .await;
-    let campaign = c["id"].as_str().expect("campaign id").to_string();
-    api.post(&format!("/campaigns/{campaign}/start"), json!({}))
-        .await;
-    let started = Instant::now();
+    let campaign = start_campaign(&api, &mut sim, &package, &profile, per_second).await;
+    let started = campaign.at;
 
     let mut kill_times = Vec::new();
     for n in 1..=kills {
         tokio::time::sleep(random.millis(500, 2_500)).await;
-        let state = campaign_state(&api, &campaign).await;
+        let state = campaign_state(&api, &campaign.id).await;
         assert_eq!(state, "RUNNING", "kill {n} would come after the campaign");
         let gone = server.kill9().await;
         kill_times.push(gone);
@@ -93,36 +80,14 @@ async fn the_server_killed_at_random_moments_loses_no_attempt_and_sends_nothing_
         server = spec.start().await;
     }
 
-    let ended = sim.until("campaign_ended").await;
-    let summary = sim.summary().await;
-    eprintln!(
-        "{:?}: campaign {} after {kills} kills",
-        started.elapsed(),
-        ended["state"]
-    );
-    let c = api.get(&format!("/campaigns/{campaign}")).await;
-    assert_eq!(c["state"], "FINISHED", "{c}");
-
-    // The outcome, from the database and the simulator.
-    let store = PgStore::connect(db.options().max_connections(4))
-        .await
-        .expect("store");
-    let tenant: TenantId = ota_examples::server::config::DEFAULT_TENANT
-        .parse()
-        .expect("tenant");
-    let campaign_id: CampaignId = campaign.parse().expect("campaign id");
-    let stats = api.stats(&campaign).await;
-    let findings = check_campaign(&store, tenant, campaign_id, &stats).await;
-    findings.assert_clean("campaign");
-    assert_eq!(findings.updates.len() as u64, devices);
+    let (_, summary) = until_finished(&api, sim, &campaign).await;
+    let findings = check_outcome(&db, &api, &campaign, devices, &summary).await;
     assert_eq!(
         findings.by_state.get("UPDATED").copied(),
         Some(devices),
         "every device updated: {:?}",
         findings.by_state
     );
-    eprintln!("updates that failed: {:#?}", findings.failed());
-    sim_support::assert_tally_matches(&api, &campaign, &summary).await;
 
     let ids: HashMap<String, DeviceId> = api
         .list("/devices")

@@ -11,15 +11,13 @@
 mod drill_support;
 mod sim_support;
 
-use drill_support::checks::check_campaign;
-use drill_support::postgres::Cluster;
-use drill_support::{campaign_body, env_number, sim_args, ServerSpec, Sim};
-use ota_core::{CampaignId, TenantId};
+use drill_support::campaign::{check_outcome, start_campaign, until_finished};
+use drill_support::{env_number, sim_args, ServerSpec, Sim};
+use ota_store_postgres::testing::cluster::{PrivateCluster, INSTALL_HELP};
 use ota_store_postgres::testing::TestDatabase;
-use ota_store_postgres::PgStore;
 use serde_json::{json, Value};
 use sim_support::Api;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A request that must be refused with 503 while the database is down.
 async fn assert_unavailable(request: reqwest::RequestBuilder, what: &str) {
@@ -52,7 +50,8 @@ async fn assert_unavailable(request: reqwest::RequestBuilder, what: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_restart_mid_campaign_answers_503_and_loses_nothing() {
-    let Some(cluster) = Cluster::start() else {
+    let Some(cluster) = PrivateCluster::start() else {
+        eprintln!("SKIPPED: {INSTALL_HELP}; the drill needs a cluster of its own");
         return;
     };
     let devices = env_number("OTA_DRILL_PG_DEVICES", 300);
@@ -80,25 +79,15 @@ async fn a_database_restart_mid_campaign_answers_503_and_loses_nothing() {
     args.extend(["--mqtt".into(), server.mqtt.clone().expect("MQTT endpoint")]);
     args.extend(["--mqtt-devices".into(), devices.to_string()]);
     let mut sim = Sim::start(&args);
-    sim.until("devices").await;
-    sim.until("connected").await;
-    let c = api
-        .post(
-            "/campaigns",
-            campaign_body("drill", &package, &profile, (devices / 8).max(10)),
-        )
-        .await;
-    let campaign = c["id"].as_str().expect("campaign id").to_string();
-    api.post(&format!("/campaigns/{campaign}/start"), json!({}))
-        .await;
-    let started = Instant::now();
+    let campaign = start_campaign(&api, &mut sim, &package, &profile, (devices / 8).max(10)).await;
+    let started = campaign.at;
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.stop_server();
     eprintln!("{:?}: PostgreSQL stopped", started.elapsed());
     let client = reqwest::Client::new();
     let stats = client
-        .get(format!("{}/campaigns/{campaign}/stats", api.base))
+        .get(format!("{}/campaigns/{}/stats", api.base, campaign.id))
         .bearer_auth(&key);
     let attributes = client.get(format!(
         "{http}/api/v1/{token}/attributes?sharedKeys=fw_title,fw_version"
@@ -115,11 +104,7 @@ async fn a_database_restart_mid_campaign_answers_503_and_loses_nothing() {
     cluster.start_server();
     eprintln!("{:?}: PostgreSQL started again", started.elapsed());
 
-    sim.until("campaign_ended").await;
-    let summary = sim.summary().await;
-    eprintln!("{:?}: campaign ended", started.elapsed());
-    let c = api.get(&format!("/campaigns/{campaign}")).await;
-    assert_eq!(c["state"], "FINISHED", "{c}");
+    let (_, summary) = until_finished(&api, sim, &campaign).await;
     // The device API answers again.
     let back = client
         .get(format!(
@@ -130,27 +115,11 @@ async fn a_database_restart_mid_campaign_answers_503_and_loses_nothing() {
         .expect("device API");
     assert_eq!(back.status().as_u16(), 200);
 
-    let store = PgStore::connect(db.options().max_connections(4))
-        .await
-        .expect("store");
-    let tenant: TenantId = ota_examples::server::config::DEFAULT_TENANT
-        .parse()
-        .expect("tenant");
-    let campaign_id: CampaignId = campaign.parse().expect("campaign id");
-    let stats = api.stats(&campaign).await;
-    let findings = check_campaign(&store, tenant, campaign_id, &stats).await;
-    findings.assert_clean("campaign");
-    assert_eq!(findings.updates.len() as u64, devices);
-    // Not asserted (open, see examples/DRILLS.md): in 2 of 5 runs 1-3 updates ended FAILED
-    // with no retry left while their devices ran the new version.
-    if stats["total"]["successful"] != summary["cards"]["successful"] {
-        eprintln!(
-            "OPEN: server {} vs simulator {}; updates that failed: {:#?}",
-            stats["total"],
-            summary["cards"],
-            findings.failed()
-        );
-    }
+    // Every device the simulator saw on the new version is UPDATED on the server too: an
+    // automatic retry that falls due while the device is recorded as running its target
+    // completes the update (a report whose version was recorded but whose transition was
+    // lost across the restart left such updates FAILED before).
+    let findings = check_outcome(&db, &api, &campaign, devices, &summary).await;
     eprintln!(
         "drill (PostgreSQL restart): {devices} devices, {:?}, {} reconnects, {:.1} s",
         findings.by_state,

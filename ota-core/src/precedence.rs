@@ -31,7 +31,7 @@
 //! | a campaign's update vs a newer assignment of the same package | **the update stands** | nothing to do |
 //! | a campaign's update vs its device moving to a profile the package does not support | **compatibility** | canceled with the reason "incompatible with the device's profile" (counted as canceled), never released |
 //! | a new campaign vs a device with a live update or a pending automatic retry | **the update in hand** | the device is skipped as busy |
-//! | a retry (automatic, operator, or a campaign's "retry all failed") vs a newer update, a changed effective package, an unassignment, an ended campaign, an incompatible package, or a device that already runs the target | **the current state of things** | the automatic retry is dropped (history says why), the operator's retry refused with the reason, the campaign retry skips the device |
+//! | a retry (automatic, operator, or a campaign's "retry all failed") vs a newer update, a changed effective package, an unassignment, an ended campaign, an incompatible package, or a device that already runs the target | **the current state of things** | the automatic retry is dropped (history says why; when the device is recorded as running the target, the update completes as UPDATED instead), the operator's retry refused with the reason, the campaign retry skips the device |
 //!
 //! [`resolve`] answers for one device from a list of assignments; [`AssignmentIndex`] is built
 //! once from all assignments of a tenant and kind and answers in O(groups of the device), for

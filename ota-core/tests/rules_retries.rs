@@ -369,3 +369,41 @@ async fn an_operator_retry_never_revives_a_campaign_update_that_a_newer_assignme
     assert!(err.to_string().contains("newer assignment"), "{err}");
     assert!(live_updates(&h, &d).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_retry_due_while_the_device_is_recorded_running_the_target_completes_it() {
+    use ota_core::store::DeviceStore;
+    let h = Harness::new(config_with_retries());
+    let p = h.profile("p").await;
+    let d = h.devices(&p, "d", 1).await.remove(0);
+    let a = h.package("fw", "2.0").await;
+    assign_device(&h, &d, &a).await;
+    h.ota.tick().await.unwrap();
+    // The device said it runs fw 2.0; the version was recorded but the transition of its
+    // update was lost (the store failed between the two writes, as across a database
+    // restart), and the attempt then failed. The device, told nothing new, says nothing more.
+    h.store
+        .set_current_version(
+            h.tenant,
+            d.id,
+            PackageKind::Firmware,
+            Some(ota_core::TitleVersion::new("fw", "2.0")),
+        )
+        .await
+        .unwrap();
+    fail(&h, &d).await;
+    assert_eq!(latest(&h, &d).await.state, UpdateState::Failed);
+    h.advance_ms(11_000);
+    h.ota.tick().await.unwrap();
+    let u = latest(&h, &d).await;
+    assert_eq!(u.state, UpdateState::Updated, "{u:?}");
+    assert_eq!(u.attempt, 1, "no new attempt of what the device runs");
+    assert!(u.retry_at.is_none() && u.error.is_none(), "{u:?}");
+    let history = h.store.update_history(h.tenant, u.id).await.unwrap();
+    let last = history.last().expect("history");
+    assert_eq!(
+        (last.from, last.to),
+        (UpdateState::Failed, UpdateState::Updated)
+    );
+    assert!(live_updates(&h, &d).await.is_empty());
+}

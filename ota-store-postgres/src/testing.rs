@@ -5,6 +5,11 @@
 //! When it cannot be reached the call panics with instructions to start one: tests never
 //! skip silently. Schemas are named `ota_t_<unix seconds>_<random>`; those older than two
 //! hours are dropped when a new one is made.
+//!
+//! Tests that stop and start their database server use a [`cluster::PrivateCluster`] of
+//! their own instead.
+
+pub mod cluster;
 
 use crate::{PgStore, PgStoreOptions};
 use sqlx::postgres::PgPoolOptions;

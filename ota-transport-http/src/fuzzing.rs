@@ -19,11 +19,15 @@ pub fn http_range_query(data: &[u8]) {
 }
 
 /// The `management_inputs` target: the bytes as the JSON body of every management route that
-/// takes one, as a device import CSV, and as the query string of a package upload.
+/// takes one, as a device import CSV, as the query string of a package upload and of a list
+/// route (states, kinds, ids), and as the `Range` header of a package content download.
 pub fn management_inputs(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
     crate::management::fuzz_inputs::json_bodies(data);
     crate::management::fuzz_inputs::devices_csv(data);
-    crate::management::fuzz_inputs::upload_query(&String::from_utf8_lossy(data));
+    crate::management::fuzz_inputs::upload_query(&text);
+    crate::management::fuzz_inputs::list_query(&text);
+    crate::management::fuzz_inputs::content_range(&text);
 }
 
 /// Plans the answer to a request with `range` as its `Range` header and `if_range` as its

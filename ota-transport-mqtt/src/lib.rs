@@ -14,5 +14,8 @@ mod content_cache;
 pub mod delivery;
 #[cfg(feature = "endpoint")]
 pub mod endpoint;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler;
 pub mod protocol;

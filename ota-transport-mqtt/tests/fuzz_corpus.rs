@@ -1,27 +1,10 @@
 //! Replays the committed corpus of the `mqtt_messages` fuzz target (`fuzz/corpus/mqtt_messages`)
-//! through the same calls as `fuzz/fuzz_targets/mqtt_messages.rs` (keep both in step), on the
-//! stable toolchain: every input once found by a fuzzer still gives an answer, never a panic.
+//! through the very function the target calls (`ota_transport_mqtt::fuzzing::mqtt_messages`,
+//! feature `fuzzing`), on the stable toolchain: every input once found by a fuzzer still gives
+//! an answer, never a panic.
 
-use ota_transport_mqtt::bridge::BridgeTopics;
-use ota_transport_mqtt::protocol::{chunk, topic, DeviceSession, ProtocolLimits};
+use ota_transport_mqtt::fuzzing::mqtt_messages;
 use std::path::PathBuf;
-
-fn mqtt_messages(data: &[u8]) {
-    let (topic_bytes, payload) = match data.iter().position(|b| *b == 0) {
-        Some(i) => (&data[..i], &data[i + 1..]),
-        None => (data, &[][..]),
-    };
-    let topic_name = String::from_utf8_lossy(topic_bytes);
-    let _ = topic::parse(&topic_name);
-    let _ = chunk::parse_index(&topic_name);
-    let _ = chunk::parse_size(payload, 64 * 1024);
-    let mut session = DeviceSession::new(ProtocolLimits::default(), 0);
-    let _ = session.route(&topic_name, payload, 1);
-    let _ = session.route(&topic_name, &[], 2);
-    if let Some((_, endpoint_topic)) = BridgeTopics::default().to_endpoint(&topic_name) {
-        let _ = session.route(&endpoint_topic, payload, 3);
-    }
-}
 
 #[test]
 fn mqtt_messages_corpus_replays() {

@@ -1,12 +1,12 @@
 //! What the reliability drills share: the `ota-server` binary started, killed with SIGKILL
 //! and started again on the same ports; the `ota-sim` binary read event by event; the
-//! drill's campaign; a reproducible random source. The checks of the outcome live in
-//! [`checks`].
+//! drill's campaign; a reproducible random source. The campaign's run lives in [`campaign`],
+//! the checks of its outcome in [`checks`].
 #![allow(dead_code)] // each drill uses a part of it
 
 pub mod broker;
+pub mod campaign;
 pub mod checks;
-pub mod postgres;
 
 use serde_json::{json, Value};
 use std::process::Stdio;

@@ -43,7 +43,9 @@
 //!   an earlier update of the device is about that earlier update and is ignored the same
 //!   way; any other version is judged against the new update (a failure naming it).
 //! - **Recovery counts:** a FAILED update whose device later reports running its target
-//!   completes as UPDATED (the failure stays in the history).
+//!   completes as UPDATED (the failure stays in the history). So does one whose automatic
+//!   retry falls due while the device is recorded as running the target (its report was
+//!   recorded but the transition was lost to a store failure between the two writes).
 //! - **Timeouts for fresh work:** a QUEUED timeout counts from the update's creation, for
 //!   fresh updates as for retried ones.
 //! - **Devices are told when their update ends early:** an update the device was told about

@@ -14,7 +14,7 @@ use uuid::Uuid;
 /// The one range of a `Range: bytes=...` header, against content of `size` bytes.
 /// `Ok(None)`: serve the whole content (no header, or one this server does not narrow, such
 /// as several ranges). `Err(())`: unsatisfiable.
-fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
+pub(super) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>, ()> {
     let Some(spec) = value.trim().strip_prefix("bytes=") else {
         return Ok(None);
     };

@@ -4,7 +4,7 @@
 //! never a panic.
 
 use super::extract::AppState;
-use super::{api_keys, assignments, campaign_actions, campaigns, common, device_edits};
+use super::{api_keys, assignments, campaign_actions, campaigns, common, content, device_edits};
 use super::{devices, fleet, packages, schedules, updates, ApiKeys, ManagementOptions};
 use ota_core::chrono::{Duration, TimeZone, Utc};
 use ota_core::engine::{Ota, OtaConfig};
@@ -63,6 +63,35 @@ pub(crate) fn upload_query(raw: &str) {
             params.checksum.as_deref(),
         );
         let _ = common::parse_ids("compatible_profiles", params.compatible_profiles.as_deref());
+    }
+}
+
+/// Reads `raw` as the query string of a management list route (`?state=..&kind=..`) and each
+/// of its values as the state, kind and id lists those routes take.
+pub(crate) fn list_query(raw: &str) {
+    let Ok(uri) = format!("/updates?{raw}").parse::<axum::http::Uri>() else {
+        return;
+    };
+    let Ok(axum::extract::Query(params)) =
+        axum::extract::Query::<HashMap<String, String>>::try_from_uri(&uri)
+    else {
+        return;
+    };
+    for value in params.values() {
+        let _ = common::parse_update_states(Some(value));
+        let _ = common::parse_campaign_states(Some(value));
+        let _ = common::parse_opt_kind(Some(value));
+        let _ = common::parse_ids("ids", Some(value));
+    }
+}
+
+/// Reads `value` as the `Range` header of a package content download, against content of a
+/// few sizes: a planned range is never empty and lies inside the content.
+pub(crate) fn content_range(value: &str) {
+    for size in [0, 1, 1000, u64::MAX] {
+        if let Ok(Some((start, end))) = content::parse_range(value, size) {
+            assert!(start < end && end <= size, "{start}..{end} of {size}");
+        }
     }
 }
 

@@ -57,7 +57,15 @@ pub(crate) async fn run(
     }
     let device = match username.as_deref() {
         Some(token) if !token.is_empty() => {
-            match shared.handler.ota().store().device_by_token(token).await {
+            let Some(slot) = shared.lookups.enter().await else {
+                // A reconnect storm: the look-ups in flight are at their bound.
+                tracing::debug!("connection refused: CONNECT look-ups are at their maximum");
+                refuse(link, version, Refusal::ServerBusy, grace).await;
+                return;
+            };
+            let found = shared.handler.ota().store().device_by_token(token).await;
+            drop(slot);
+            match found {
                 Ok(device) => device,
                 Err(e) if e.is_not_found() => {
                     refuse(link, version, Refusal::NotAuthorized, grace).await;

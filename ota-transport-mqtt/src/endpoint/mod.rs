@@ -31,6 +31,7 @@
 
 mod connection;
 mod link;
+mod lookups;
 mod packets;
 mod registry;
 
@@ -62,6 +63,15 @@ pub struct EndpointConfig {
     pub max_refusing: usize,
     /// How long a new connection may take to send CONNECT; then it is closed. Default: 10 s.
     pub connect_timeout: Duration,
+    /// Most CONNECT look-ups (the device found by its token in the store) in flight at once,
+    /// so that a reconnect storm (a whole fleet connecting again after a restart) leaves the
+    /// store's connection pool to the engine and the management API. Keep it below the
+    /// pool's size. Default: 8.
+    pub max_connect_lookups: usize,
+    /// How long a CONNECT waits for a look-up slot; then it is refused as "server busy"
+    /// (MQTT 3.1.1: "server unavailable"), and the device connects again after its back-off.
+    /// Default: 2 s.
+    pub connect_lookup_wait: Duration,
     /// How long shutdown waits for connections to close. Default: 5 s.
     pub shutdown_grace: Duration,
 }
@@ -73,6 +83,8 @@ impl Default for EndpointConfig {
             max_connections: 100_000,
             max_refusing: 1_000,
             connect_timeout: Duration::from_secs(10),
+            max_connect_lookups: 8,
+            connect_lookup_wait: Duration::from_secs(2),
             shutdown_grace: Duration::from_secs(5),
         }
     }
@@ -91,6 +103,8 @@ pub(crate) struct Shared {
     pub(crate) handler: DeviceHandler,
     pub(crate) registry: Arc<Registry>,
     pub(crate) config: EndpointConfig,
+    /// The bound on CONNECT look-ups in flight.
+    pub(crate) lookups: lookups::LookupGate,
     started: Instant,
 }
 
@@ -122,6 +136,10 @@ impl MqttEndpoint {
             shared: Arc::new(Shared {
                 handler: DeviceHandler::new(ota),
                 registry: notifier.registry().clone(),
+                lookups: lookups::LookupGate::new(
+                    config.max_connect_lookups,
+                    config.connect_lookup_wait,
+                ),
                 config,
                 started: Instant::now(),
             }),
