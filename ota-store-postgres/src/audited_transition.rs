@@ -10,7 +10,7 @@
 use crate::codec::{name_of, ns, ns_opt, to_i64, to_json};
 use crate::error::map;
 use crate::transition_batch::outcome_unknown;
-use crate::updates::{conflict_message, i32_of, COUNT_TRANSITIONED};
+use crate::updates::{conflict_message, i32_of, COUNT_TRANSITIONED, TRANSITION_ALONE};
 use ota_core::store::{AuditedTransition, StoreError};
 use sqlx::PgPool;
 
@@ -40,24 +40,7 @@ async fn statement(pool: &PgPool, write: &AuditedTransition) -> Result<i64, sqlx
         .transpose()
         .map_err(encode)?;
     sqlx::query_scalar(&format!(
-        "WITH old AS (
-            SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
-         ),
-         upd AS (
-            UPDATE ota_updates u SET
-                device_id = $4, kind = $5, package_id = $6, target_title = $7,
-                target_version = $8, campaign_id = $9, wave = $10, state = $11, attempt = $12,
-                progress = $13, error = $14, created_at = $15, state_changed_at = $16,
-                updated_at = $17, retry_at = $18, wake_at = $19, revision = $20,
-                lease_owner = NULL, lease_until = NULL
-            FROM old WHERE u.id = old.id AND u.revision = $3
-            RETURNING u.tenant_id, u.device_id, u.campaign_id, old.wave AS old_wave,
-                old.state AS old_state, u.wave AS new_wave, u.state AS new_state
-         ),
-         hist AS (
-            INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
-            SELECT $1, $2, $21, $22 FROM upd
-         ),
+        "WITH {TRANSITION_ALONE},
          counted AS ({COUNT_TRANSITIONED}),
          audited AS (
             INSERT INTO ota_audit (id, tenant_id, doc) SELECT $23, $24, $25 FROM upd

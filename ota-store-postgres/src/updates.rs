@@ -141,6 +141,29 @@ impl UpdateColumns {
     }
 }
 
+/// The CTEs of one compare-and-set transition written alone (after `WITH`): `old` (the row's
+/// state and wave before), `upd` (the row rewritten from `$4`..`$20` when its revision is
+/// still `$3`; the columns [`COUNT_TRANSITIONED`] reads) and `hist` (its history entry, device
+/// `$21`, document `$22`). `$1`/`$2` are the update's id and tenant.
+pub(crate) const TRANSITION_ALONE: &str = "old AS (
+            SELECT id, state, wave FROM ota_updates WHERE id = $1 AND tenant_id = $2
+         ),
+         upd AS (
+            UPDATE ota_updates u SET
+                device_id = $4, kind = $5, package_id = $6, target_title = $7,
+                target_version = $8, campaign_id = $9, wave = $10, state = $11, attempt = $12,
+                progress = $13, error = $14, created_at = $15, state_changed_at = $16,
+                updated_at = $17, retry_at = $18, wake_at = $19, revision = $20,
+                lease_owner = NULL, lease_until = NULL
+            FROM old WHERE u.id = old.id AND u.revision = $3
+            RETURNING u.tenant_id, u.device_id, u.campaign_id, old.wave AS old_wave,
+                old.state AS old_state, u.wave AS new_wave, u.state AS new_state
+         ),
+         hist AS (
+            INSERT INTO ota_history (update_id, tenant_id, device_id, doc)
+            SELECT $1, $2, $21, $22 FROM upd
+         )";
+
 /// Moves a campaign's counters for the rows of the CTE `upd` (columns campaign_id, old_wave,
 /// old_state, new_wave, new_state): one less where each update was, one more where it is, in
 /// key order like [`COUNT_INSERTED`].
