@@ -9,11 +9,13 @@
 //!   update of a fleet), in claims/s, also against a set-based claim+release in raw SQL (one
 //!   statement claiming 500 queued rows with `FOR UPDATE SKIP LOCKED` and releasing them, with
 //!   history and outbox rows, on two connections) on the same tables;
-//! - device report ingestion with 64 concurrent reporters (transitions/s),
+//! - device report ingestion (transitions/s), twice: half the fleet with 64 concurrent
+//!   reporters, the other half with 256, as many transitions in flight as the batched
+//!   reference below has (each reporter sends a device's five reports one after the other),
 //!
 //! both against `pgbench -N` (simple update, 64 clients) run in the same schema; report
 //! ingestion also against the same writes as batched raw SQL (64 transitions per statement
-//! over 4 connections) on the same tables.
+//! over 4 connections, 256 in flight) on the same tables.
 //!
 //! `cargo bench -p ota-store-postgres --bench pg_throughput`. `OTA_BENCH_CAMPAIGN_DEVICES`
 //! (default 1,000,000; 0 skips the campaign part) and `OTA_BENCH_FLEET` (default 20,000)
@@ -41,7 +43,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Connections of the reporters' store, and pgbench's clients.
 const REPORTERS: usize = 64;
+/// Reporters of the second half of the fleet: as many transitions in flight as the batched
+/// reference ([`REFERENCE_BATCH`] x [`REFERENCE_CONNECTIONS`]).
+const REPORTERS_AS_REFERENCE: usize = REFERENCE_BATCH * REFERENCE_CONNECTIONS;
 
 fn size(var: &str, default: usize) -> usize {
     std::env::var(var)
@@ -245,8 +251,9 @@ fn report(state: UpdateState) -> DeviceReport {
     }
 }
 
-/// Claims/s with two dispatchers, then transitions/s with 64 reporters, over `n` devices.
-async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, f64) {
+/// Claims/s with two dispatchers over `n` devices, then transitions/s with 64 reporters over
+/// half of them and with 256 over the other half.
+async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, [f64; 2]) {
     let store = PgStore::connect(db.options().max_connections(REPORTERS as u32))
         .await
         .unwrap();
@@ -281,6 +288,23 @@ async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, f64) {
     println!("  (dispatcher a released {ra}, b {rb})");
 
     let ota = engine(store.clone(), "reporters");
+    let (first, second) = devices.split_at(devices.len() / 2);
+    let transitions_per_sec = [
+        reports(&ota, tenant, first, REPORTERS).await,
+        reports(&ota, tenant, second, REPORTERS_AS_REFERENCE).await,
+    ];
+    let updated = store
+        .count_updates(Some(tenant), &UpdateFilter::in_state(UpdateState::Updated))
+        .await
+        .unwrap();
+    assert_eq!(updated, n as u64, "every device reached UPDATED");
+    store.pool().close().await;
+    (claims_per_sec, transitions_per_sec)
+}
+
+/// Transitions/s of `devices` each sending its five reports in order, `reporters` devices at
+/// a time.
+async fn reports(ota: &Ota, tenant: TenantId, devices: &[DeviceId], reporters: usize) -> f64 {
     let sequence = [
         UpdateState::Downloading,
         UpdateState::Downloaded,
@@ -291,32 +315,23 @@ async fn dispatch_and_reports(db: &TestDatabase, n: usize) -> (f64, f64) {
     let started = Instant::now();
     let cpu_before = own_cpu_secs();
     futures::stream::iter(devices.iter().copied())
-        .map(|d| {
-            let ota = &ota;
-            async move {
-                for state in sequence {
-                    ota.handle_report(tenant, d, &report(state)).await.unwrap();
-                }
+        .map(|d| async move {
+            for state in sequence {
+                ota.handle_report(tenant, d, &report(state)).await.unwrap();
             }
         })
-        .buffer_unordered(REPORTERS)
+        .buffer_unordered(reporters)
         .for_each(|()| async {})
         .await;
-    let transitions_per_sec = (n * sequence.len()) as f64 / started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed().as_secs_f64();
     if let (Some(a), Some(b)) = (cpu_before, own_cpu_secs()) {
         println!(
-            "  (reports: {:.1} s wall, the bench process used {:.1} s of CPU)",
-            started.elapsed().as_secs_f64(),
+            "  (reports, {reporters} reporters: {elapsed:.1} s wall, the bench process used \
+             {:.1} s of CPU)",
             b - a
         );
     }
-    let updated = store
-        .count_updates(Some(tenant), &UpdateFilter::in_state(UpdateState::Updated))
-        .await
-        .unwrap();
-    assert_eq!(updated, n as u64, "every device reached UPDATED");
-    store.pool().close().await;
-    (claims_per_sec, transitions_per_sec)
+    (devices.len() * sequence.len()) as f64 / elapsed
 }
 
 /// Statements of the batched reference run at once (each on its own connection).
@@ -601,12 +616,15 @@ fn main() {
             "reference set-based claim+release, {CLAIM_REFERENCE_BATCH} per statement over \
              {CLAIM_REFERENCE_CONNECTIONS} connections: {claims_reference:.0} claims/s"
         );
-        println!(
-            "report ingestion, {REPORTERS} concurrent reporters, {fleet_size} devices x 5 \
-             reports: {transitions:.0} transitions/s{}; {:.2}x the batched reference",
-            vs(transitions),
-            transitions / batched
-        );
+        for (reporters, rate) in [REPORTERS, REPORTERS_AS_REFERENCE].iter().zip(transitions) {
+            println!(
+                "report ingestion, {reporters} concurrent reporters, {} devices x 5 reports: \
+                 {rate:.0} transitions/s{}; {:.2}x the batched reference",
+                fleet_size / 2,
+                vs(rate),
+                rate / batched
+            );
+        }
         println!(
             "reference batched SQL, the same writes, {REFERENCE_BATCH} transitions per \
              statement over {REFERENCE_CONNECTIONS} connections: {batched:.0} transitions/s"

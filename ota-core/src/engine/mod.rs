@@ -14,6 +14,7 @@ mod delivery;
 mod error;
 mod fleet;
 mod packages;
+mod policy_cache;
 mod queries;
 mod reevaluate;
 mod release_together;
@@ -49,6 +50,8 @@ pub struct Ota {
     config: Arc<OtaConfig>,
     /// Whether the claims of an earlier process under this instance id were given back.
     claims_recovered: Arc<std::sync::atomic::AtomicBool>,
+    /// Policies of started campaigns, read once per campaign.
+    policies: Arc<policy_cache::PolicyCache>,
 }
 
 impl std::fmt::Debug for Ota {
@@ -73,6 +76,7 @@ impl Ota {
             clock,
             config: Arc::new(config),
             claims_recovered: Arc::default(),
+            policies: Arc::default(),
         }
     }
 

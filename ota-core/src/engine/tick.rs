@@ -288,7 +288,7 @@ impl Ota {
         let granted = granted.min(claimed.len());
         // Each package and policy is read once per batch.
         let mut packages: HashMap<PackageId, Option<Arc<Package>>> = HashMap::new();
-        let mut policies: HashMap<Option<CampaignId>, UpdatePolicy> = HashMap::new();
+        let mut policies: HashMap<Option<CampaignId>, Arc<UpdatePolicy>> = HashMap::new();
         for u in &claimed[..granted] {
             if let Entry::Vacant(slot) = packages.entry(u.package_id) {
                 match self.store.get_package(u.tenant_id, u.package_id).await {

@@ -7,18 +7,23 @@ use crate::ids::{TenantId, UpdateId};
 use crate::notifier::Notice;
 use crate::store::{AuditOf, AuditedTransition, OutboxEntry, Release, StoreError, Transition};
 use crate::update::{self, Outcome, Update, UpdateEvent, UpdatePolicy};
+use std::sync::Arc;
 
 impl Ota {
-    /// The timeouts and retries that govern `update`.
-    pub(super) async fn policy_for(&self, update: &Update) -> Result<UpdatePolicy, OtaError> {
+    /// The timeouts and retries that govern `update`: its campaign's policy (kept in memory
+    /// once the campaign has started, see [`super::policy_cache`]), else the engine's.
+    pub(super) async fn policy_for(&self, update: &Update) -> Result<Arc<UpdatePolicy>, OtaError> {
         if let Some(id) = update.campaign_id {
+            if let Some(policy) = self.policies.get(update.tenant_id, id) {
+                return Ok(policy);
+            }
             match self.store.get_campaign(update.tenant_id, id).await {
-                Ok(c) => return Ok(c.spec.policy),
+                Ok(c) => return Ok(self.policies.remember(&c)),
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(self.config.policy.clone())
+        Ok(Arc::new(self.config.policy.clone()))
     }
 
     /// When the engine must look at `update` again: its automatic retry, or the timeout of its
