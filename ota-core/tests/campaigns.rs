@@ -321,7 +321,7 @@ async fn the_error_threshold_pauses_or_fails_the_campaign() {
         fail(&h, notified[1]).await;
         h.ota.tick().await.unwrap();
         assert_eq!(
-            h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+            h.campaign_state(&c).await,
             CampaignState::Running,
             "2 finished < 3"
         );

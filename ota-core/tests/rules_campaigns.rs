@@ -72,10 +72,7 @@ async fn resume_applies_only_to_a_paused_campaign() {
         .unwrap_err();
     assert!(matches!(err, OtaError::IllegalTransition(_)), "{err}");
     assert!(err.to_string().contains("DRAFT"), "{err}");
-    assert_eq!(
-        h.ota.campaign(h.tenant, draft.id).await.unwrap().state,
-        CampaignState::Draft
-    );
+    assert_eq!(h.campaign_state(&draft).await, CampaignState::Draft);
     let mut spec = by_profile(&p, &pkg);
     spec.start_at = Some(h.ota.now() + Duration::hours(1));
     let scheduled = h.started(spec).await;
@@ -98,23 +95,17 @@ async fn after_a_threshold_pause_a_resumed_campaign_counts_failures_since_the_re
     h.ota.tick().await.unwrap();
     h.fail(&devices[0]).await;
     h.ota.tick().await.unwrap();
-    assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
-        CampaignState::Paused
-    );
+    assert_eq!(h.campaign_state(&c).await, CampaignState::Paused);
     h.ota.resume_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     h.ota.tick().await.unwrap();
     assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+        h.campaign_state(&c).await,
         CampaignState::Running,
         "the failure before the resume no longer counts"
     );
     h.runs(&devices[1], "3.0").await;
     h.ota.tick().await.unwrap();
-    assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
-        CampaignState::Running
-    );
+    assert_eq!(h.campaign_state(&c).await, CampaignState::Running);
     h.fail(&devices[2]).await;
     h.ota.tick().await.unwrap();
     let c = h.ota.campaign(h.tenant, c.id).await.unwrap();
@@ -140,10 +131,7 @@ async fn the_span_is_checked_when_a_campaign_is_started_by_hand() {
         ),
         "{err}"
     );
-    assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
-        CampaignState::Draft
-    );
+    assert_eq!(h.campaign_state(&c).await, CampaignState::Draft);
 }
 
 #[tokio::test]
@@ -202,10 +190,7 @@ async fn the_finish_time_withdraws_the_notice_of_devices_in_progress() {
     h.ota.tick().await.unwrap();
     h.advance_ms(55 * 60_000);
     h.ota.tick().await.unwrap();
-    assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
-        CampaignState::Finished
-    );
+    assert_eq!(h.campaign_state(&c).await, CampaignState::Finished);
     assert_eq!(h.latest(&d).await.state, UpdateState::Canceled);
     assert_eq!(withdrawals_to(&h, &d), 1);
 }
@@ -241,7 +226,7 @@ async fn a_dynamic_campaign_keeps_running_and_takes_devices_that_join_later() {
     h.runs(&first, "3.0").await;
     h.ota.tick().await.unwrap();
     assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+        h.campaign_state(&c).await,
         CampaignState::Running,
         "the devices known so far are done, but more may join"
     );

@@ -219,7 +219,7 @@ async fn error_thresholds_count_only_failures_whose_retries_are_exhausted() {
     h.fail(&devices[0]).await;
     h.ota.tick().await.unwrap();
     assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+        h.campaign_state(&c).await,
         CampaignState::Running,
         "the failed attempt will be retried"
     );

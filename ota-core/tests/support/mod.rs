@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use chrono::Duration;
-use ota_core::campaign::{Campaign, CampaignSpec, CampaignTarget, ErrorThreshold, ThresholdAction};
+use ota_core::campaign::{
+    Campaign, CampaignSpec, CampaignState, CampaignTarget, ErrorThreshold, ThresholdAction,
+};
 use ota_core::engine::{NewPackage, Ota, OtaConfig};
 use ota_core::notifier::{Notice, RecordingNotifier};
 use ota_core::store::ByteStream;
@@ -172,6 +174,11 @@ impl Harness {
             .start_campaign(ACTOR, self.tenant, c.id)
             .await
             .unwrap()
+    }
+
+    /// The state campaign `c` is in now.
+    pub async fn campaign_state(&self, c: &Campaign) -> CampaignState {
+        self.ota.campaign(self.tenant, c.id).await.unwrap().state
     }
 
     /// `device` reports its firmware update FAILED ("flash error").
