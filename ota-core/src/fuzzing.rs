@@ -2,10 +2,37 @@
 //! bodies of the `wire_payloads`, `device_list_csv` and `schedule_specs` targets. The targets
 //! call these functions and `tests/fuzz_corpus.rs` replays the committed corpora
 //! (`fuzz/corpus/<target>`) through them on the stable toolchain, so both run the same code.
+//! [`replay_corpus`] is that replay, for the tests of every crate with fuzz targets.
 
 use crate::schedule::{Recurrence, ScheduledEvent};
 use crate::window::MaintenanceWindow;
 use chrono::{Duration, TimeZone, Utc};
+use std::path::{Path, PathBuf};
+
+/// Runs `run` on every file of the committed corpus of the fuzz target `target`
+/// (`fuzz/corpus/<target>` beside the crate whose manifest folder is `manifest_dir`, as
+/// `env!("CARGO_MANIFEST_DIR")` gives it), in the order of their names. Does nothing when
+/// there is no `fuzz/` folder at all (a packaged crate has none beside it).
+///
+/// # Panics
+///
+/// When `fuzz/` exists but the corpus folder does not or is empty, when a corpus file cannot
+/// be read, and when `run` panics on a file (the panic is caught and named by its file).
+pub fn replay_corpus(manifest_dir: impl AsRef<Path>, target: &str, run: fn(&[u8])) {
+    let fuzz = manifest_dir.as_ref().join("../fuzz");
+    let Ok(entries) = std::fs::read_dir(fuzz.join("corpus").join(target)) else {
+        assert!(!fuzz.exists(), "fuzz/corpus/{target} is missing");
+        return;
+    };
+    let mut paths: Vec<PathBuf> = entries.map(|e| e.expect("corpus entry").path()).collect();
+    paths.sort();
+    assert!(!paths.is_empty(), "the corpus of {target} is empty");
+    for path in paths {
+        let bytes = std::fs::read(&path).expect("corpus file");
+        let outcome = std::panic::catch_unwind(|| run(&bytes));
+        assert!(outcome.is_ok(), "{} panicked", path.display());
+    }
+}
 
 /// The `wire_payloads` target: telemetry and client-attribute payloads as devices send them
 /// ([`crate::wire::parse_reports`], [`crate::wire::parse_telemetry`]).

@@ -52,6 +52,19 @@ enum Op {
     },
 }
 
+impl Op {
+    /// Whether the write's entry takes the id of the first entry (which the store refuses).
+    fn fault(&self) -> bool {
+        match *self {
+            Op::Create { fault, .. }
+            | Op::Rename { fault, .. }
+            | Op::Delete { fault, .. }
+            | Op::AddDevice { fault, .. }
+            | Op::Operate { fault, .. } => fault,
+        }
+    }
+}
+
 fn op() -> impl Strategy<Value = Op> {
     (0u8..6, 0usize..3, 0u8..4, any::<bool>(), 0u8..5).prop_map(|(kind, slot, name, f, p)| {
         // Faults in about one write of five.
@@ -68,6 +81,15 @@ fn op() -> impl Strategy<Value = Op> {
             },
         }
     })
+}
+
+fn profile(tenant: TenantId, id: ProfileId, name: String) -> DeviceProfile {
+    DeviceProfile {
+        id,
+        tenant_id: tenant,
+        name,
+        created_at: Timestamp::default(),
+    }
 }
 
 struct World {
@@ -115,25 +137,54 @@ impl World {
         e
     }
 
+    /// Creates `profile` with its entry (`fault`: an entry whose id is taken).
+    async fn create_profile(&self, profile: &DeviceProfile, fault: bool) -> Result<(), StoreError> {
+        let e = self
+            .entry(
+                "profile.create",
+                profile.id.to_string(),
+                fault,
+                serde_json::json!({"name": profile.name}),
+            )
+            .await;
+        self.store.create_profile(profile, Some(&e)).await
+    }
+
+    /// A new device `name` of profile `profile_id`, with an access token of its own.
+    fn device(&self, name: String, profile_id: ProfileId) -> Device {
+        Device {
+            id: DeviceId::new(),
+            tenant_id: self.tenant,
+            access_token: format!("{}-{name}", self.tenant),
+            name,
+            profile_id,
+            groups: BTreeSet::new(),
+            current: CurrentVersions::default(),
+            created_at: Timestamp::default(),
+        }
+    }
+
+    /// Creates `device` with its entry (`fault`: an entry whose id is taken).
+    async fn create_device(&self, device: &Device, fault: bool) -> Result<(), StoreError> {
+        let e = self
+            .entry(
+                "device.create",
+                device.name.clone(),
+                fault,
+                serde_json::json!({}),
+            )
+            .await;
+        self.store
+            .create_devices(std::slice::from_ref(device), Some(&e))
+            .await
+    }
+
     async fn apply(&mut self, op: &Op) -> Result<(), StoreError> {
         let tenant = self.tenant;
         match *op {
             Op::Create { slot, name, fault } => {
-                let p = DeviceProfile {
-                    id: self.slots[slot],
-                    tenant_id: tenant,
-                    name: format!("n{name}"),
-                    created_at: Timestamp::default(),
-                };
-                let e = self
-                    .entry(
-                        "profile.create",
-                        format!("{}", p.id),
-                        fault,
-                        serde_json::json!({"name": p.name}),
-                    )
-                    .await;
-                self.store.create_profile(&p, Some(&e)).await
+                let p = profile(tenant, self.slots[slot], format!("n{name}"));
+                self.create_profile(&p, fault).await
             }
             Op::Rename { slot, name, fault } => {
                 let id = self.slots[slot];
@@ -168,25 +219,8 @@ impl World {
             }
             Op::AddDevice { slot, fault } => {
                 self.devices += 1;
-                let d = Device {
-                    id: DeviceId::new(),
-                    tenant_id: tenant,
-                    name: format!("d{}", self.devices),
-                    profile_id: self.slots[slot],
-                    groups: BTreeSet::new(),
-                    access_token: format!("{tenant}-{}", self.devices),
-                    current: CurrentVersions::default(),
-                    created_at: Timestamp::default(),
-                };
-                let e = self
-                    .entry(
-                        "device.create",
-                        d.name.clone(),
-                        fault,
-                        serde_json::json!({}),
-                    )
-                    .await;
-                self.store.create_devices(&[d], Some(&e)).await
+                let d = self.device(format!("d{}", self.devices), self.slots[slot]);
+                self.create_device(&d, fault).await
             }
             Op::Operate {
                 update,
@@ -241,45 +275,12 @@ impl World {
     /// The fixed profile, devices and their updates the operator transitions act on, each
     /// created with its entry.
     async fn setup(&mut self) {
-        let profile = DeviceProfile {
-            id: ProfileId::new(),
-            tenant_id: self.tenant,
-            name: "fixed".into(),
-            created_at: Timestamp::default(),
-        };
-        let e = self
-            .entry(
-                "profile.create",
-                profile.id.to_string(),
-                false,
-                serde_json::json!({"name": profile.name}),
-            )
-            .await;
-        self.store.create_profile(&profile, Some(&e)).await.unwrap();
+        let profile = profile(self.tenant, ProfileId::new(), "fixed".into());
+        self.create_profile(&profile, false).await.unwrap();
         let package = PackageId::new();
         for i in 0..3 {
-            let d = Device {
-                id: DeviceId::new(),
-                tenant_id: self.tenant,
-                name: format!("fixed{i}"),
-                profile_id: profile.id,
-                groups: BTreeSet::new(),
-                access_token: format!("{}-fixed{i}", self.tenant),
-                current: CurrentVersions::default(),
-                created_at: Timestamp::default(),
-            };
-            let e = self
-                .entry(
-                    "device.create",
-                    d.name.clone(),
-                    false,
-                    serde_json::json!({}),
-                )
-                .await;
-            self.store
-                .create_devices(std::slice::from_ref(&d), Some(&e))
-                .await
-                .unwrap();
+            let d = self.device(format!("fixed{i}"), profile.id);
+            self.create_device(&d, false).await.unwrap();
             let u = Update::new(
                 self.tenant,
                 d.id,
@@ -404,15 +405,7 @@ fn run(ops: &[Op]) -> Result<(), String> {
                     }
                 }
             }
-            let faulty = matches!(
-                op,
-                Op::Create { fault: true, .. }
-                    | Op::Rename { fault: true, .. }
-                    | Op::Delete { fault: true, .. }
-                    | Op::AddDevice { fault: true, .. }
-                    | Op::Operate { fault: true, .. }
-            );
-            if faulty && before > 0 && answer.is_ok() {
+            if op.fault() && before > 0 && answer.is_ok() {
                 return Err(format!(
                     "step {i} {op:?}: an entry reusing an id was accepted"
                 ));

@@ -7,14 +7,12 @@ mod support;
 
 use chrono::Duration;
 use ota_core::audit::AuditEntry;
-use ota_core::campaign::{CampaignSpec, CampaignTarget};
 use ota_core::engine::{OtaConfig, OtaError};
 use ota_core::schedule::{Recurrence, Repeat, ScheduledAction};
 use ota_core::store::{AuditStore, PageRequest, UpdateStore, MAX_PAGE_SIZE};
 use ota_core::update::{EventSource, HistoryOutcome};
-use ota_core::{AssignmentTarget, Clock, DeviceProfile, Package, PackageKind, UpdateState};
+use ota_core::{AssignmentTarget, Clock, PackageKind};
 use serde_json::json;
-use std::collections::BTreeSet;
 use support::*;
 
 async fn log(h: &Harness) -> Vec<AuditEntry> {
@@ -29,29 +27,10 @@ fn entries<'a>(log: &'a [AuditEntry], action: &str) -> Vec<&'a AuditEntry> {
     log.iter().filter(|e| e.action == action).collect()
 }
 
-fn by_profile(p: &DeviceProfile, pkg: &Package) -> CampaignSpec {
-    CampaignSpec::new(
-        "rollout",
-        pkg.id,
-        CampaignTarget::Selection {
-            profile: Some(p.id),
-            groups: BTreeSet::new(),
-            source_versions: BTreeSet::new(),
-        },
-    )
-}
-
 #[tokio::test]
 async fn a_cancel_and_a_retry_are_logged_with_their_update() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
-    let pkg = h.package("fw", "2.0").await;
-    h.ota
-        .assign(ACTOR, h.tenant, AssignmentTarget::Device(d.id), pkg.id)
-        .await
-        .unwrap();
-    h.ota.tick().await.unwrap();
+    let (d, _) = h.one_sent("2.0").await;
     let canceled = h
         .ota
         .cancel_update(ACTOR, h.tenant, d.id, PackageKind::Firmware, "bad batch")
@@ -102,20 +81,11 @@ async fn a_cancel_and_a_retry_are_logged_with_their_update() {
 #[tokio::test]
 async fn retrying_a_campaigns_failed_devices_logs_each_retry() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let devices = h.devices(&p, "d", 3).await;
-    let pkg = h.package("fw", "2.0").await;
-    let c = h
-        .ota
-        .create_campaign(ACTOR, h.tenant, by_profile(&p, &pkg))
-        .await
-        .unwrap();
-    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    let (p, devices, pkg) = h.fleet(3, "2.0").await;
+    let c = h.started(by_profile(&p, &pkg)).await;
     assert_eq!(h.ota.tick().await.unwrap().released, 3);
     for d in &devices[..2] {
-        let mut r = report(Some(UpdateState::Failed));
-        r.error = Some("flash error".into());
-        h.ota.handle_report(h.tenant, d.id, &r).await.unwrap();
+        h.fail(d).await;
     }
     let retried = h
         .ota
@@ -152,14 +122,8 @@ async fn retrying_a_campaigns_failed_devices_logs_each_retry() {
 #[tokio::test]
 async fn a_scheduled_run_is_logged_by_its_action_or_by_its_failure() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    h.devices(&p, "d", 1).await;
-    let pkg = h.package("fw", "2.0").await;
-    let c = h
-        .ota
-        .create_campaign(ACTOR, h.tenant, by_profile(&p, &pkg))
-        .await
-        .unwrap();
+    let (p, _, pkg) = h.fleet(1, "2.0").await;
+    let c = h.draft(by_profile(&p, &pkg)).await;
     let when = (h.clock.now() + Duration::hours(1)).naive_utc();
     let once = Recurrence::new(when, "UTC", Repeat::Once, None).unwrap();
     let start = h

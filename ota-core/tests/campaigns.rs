@@ -15,18 +15,6 @@ use ota_core::{Device, DeviceProfile, Package, PackageKind, UpdateState};
 use std::collections::BTreeSet;
 use support::*;
 
-fn by_profile(p: &DeviceProfile, pkg: &Package) -> CampaignSpec {
-    CampaignSpec::new(
-        "rollout",
-        pkg.id,
-        CampaignTarget::Selection {
-            profile: Some(p.id),
-            groups: BTreeSet::new(),
-            source_versions: BTreeSet::new(),
-        },
-    )
-}
-
 async fn setup(n: usize) -> (Harness, DeviceProfile, Vec<Device>, Package) {
     let h = Harness::new(OtaConfig::default());
     let p = h.profile("p").await;
@@ -51,11 +39,7 @@ async fn fail(h: &Harness, device: ota_core::DeviceId) {
 #[tokio::test]
 async fn lifecycle_edits_only_drafts_and_names_the_state_of_illegal_steps() {
     let (h, p, _devices, pkg) = setup(3).await;
-    let c = h
-        .ota
-        .create_campaign(ACTOR, h.tenant, by_profile(&p, &pkg))
-        .await
-        .unwrap();
+    let c = h.draft(by_profile(&p, &pkg)).await;
     assert_eq!(c.state, CampaignState::Draft);
     let mut spec = c.spec.clone();
     spec.description = Some("edited".into());
@@ -171,7 +155,7 @@ async fn a_scheduled_campaign_starts_at_its_start_time() {
     let (h, p, _devices, pkg) = setup(4).await;
     let mut spec = by_profile(&p, &pkg);
     spec.start_at = Some(h.ota.now() + Duration::minutes(10));
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     let c = h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     assert_eq!(c.state, CampaignState::Scheduled);
     h.clock.advance(Duration::minutes(9));
@@ -205,7 +189,7 @@ async fn waves_release_in_turn_on_success_and_the_campaign_finishes() {
             },
         },
     ];
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     let c = h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     assert_eq!(c.wave_sizes, vec![2, 3, 5]);
     assert_eq!(h.ota.tick().await.unwrap().released, 2);
@@ -282,7 +266,7 @@ async fn an_operator_can_start_the_next_wave() {
             advance: WaveAdvance::default(),
         },
     ];
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     assert_eq!(h.ota.tick().await.unwrap().released, 1);
     h.clock.advance(Duration::days(30));
@@ -324,7 +308,7 @@ async fn the_error_threshold_pauses_or_fails_the_campaign() {
                 advance: WaveAdvance::default(),
             },
         ];
-        let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+        let c = h.draft(spec).await;
         h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
         h.ota.tick().await.unwrap();
         let notified: Vec<_> = h
@@ -337,7 +321,7 @@ async fn the_error_threshold_pauses_or_fails_the_campaign() {
         fail(&h, notified[1]).await;
         h.ota.tick().await.unwrap();
         assert_eq!(
-            h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+            h.campaign_state(&c).await,
             CampaignState::Running,
             "2 finished < 3"
         );
@@ -374,7 +358,7 @@ async fn stop_cancels_pending_and_ongoing_updates_and_keeps_history() {
             advance: WaveAdvance::default(),
         },
     ];
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     h.ota.tick().await.unwrap();
     let notified: Vec<_> = h
@@ -417,7 +401,7 @@ async fn at_finish_time_what_is_not_terminal_is_canceled() {
     spec.start_at = Some(h.ota.now());
     // Before the default INITIATED timeout (one hour) fails the unanswered ones.
     spec.finish_at = Some(h.ota.now() + Duration::minutes(50));
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     h.ota.tick().await.unwrap();
     let first = h.take_update_notices()[0].device_id();
@@ -444,7 +428,7 @@ async fn csv_device_lists_report_unknown_and_incompatible_rows() {
         .await
         .unwrap();
     let spec = CampaignSpec::new("list", pkg.id, CampaignTarget::DeviceList);
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     let csv = format!(
         "DeviceName\n{}\nnobody\n{}\n{}\n",
         devices[0].name, outsider.name, devices[2].name
@@ -538,7 +522,7 @@ async fn campaign_pacing_holds_within_the_global_pace() {
         .rate(Rate::new(10, Duration::seconds(1)).unwrap())
         .max_in_progress(5)
         .catch_up(Duration::zero());
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     let mut per_second = Vec::new();
     for _ in 0..5 {
@@ -572,7 +556,7 @@ async fn dynamic_campaigns_take_devices_that_join_the_target() {
         source_versions: BTreeSet::new(),
     };
     spec.dynamic = true;
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     assert_eq!(
         h.ota
@@ -618,7 +602,7 @@ async fn campaign_timeouts_apply_and_failed_devices_are_retried() {
             advance: WaveAdvance::default(),
         },
     ];
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     assert_eq!(h.ota.tick().await.unwrap().released, 3);
     h.take_update_notices();
@@ -661,11 +645,7 @@ async fn campaign_timeouts_apply_and_failed_devices_are_retried() {
 #[tokio::test]
 async fn deleting_a_package_used_by_a_campaign_names_the_campaign() {
     let (h, p, _devices, pkg) = setup(1).await;
-    let c = h
-        .ota
-        .create_campaign(ACTOR, h.tenant, by_profile(&p, &pkg))
-        .await
-        .unwrap();
+    let c = h.draft(by_profile(&p, &pkg)).await;
     let err = h
         .ota
         .delete_package(ACTOR, h.tenant, pkg.id)
@@ -683,7 +663,7 @@ async fn devices_are_notified_only_inside_a_maintenance_window() {
             ota_core::window::MaintenanceWindow::new("0 3 * * *", Duration::hours(1), "UTC")
                 .unwrap(),
         ];
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     assert_eq!(
         h.ota.tick().await.unwrap().released,

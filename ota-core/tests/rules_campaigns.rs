@@ -10,42 +10,14 @@ mod support;
 
 use chrono::Duration;
 use ota_core::campaign::{
-    Campaign, CampaignError, CampaignSpec, CampaignState, CampaignTarget, ErrorThreshold,
-    ThresholdAction,
+    Campaign, CampaignError, CampaignSpec, CampaignState, CampaignTarget, ThresholdAction,
 };
 use ota_core::engine::{NewPackage, OtaConfig, OtaError};
 use ota_core::notifier::Notice;
 use ota_core::store::{CampaignStore, UpdateFilter, UpdateStore};
-use ota_core::{
-    AssignmentTarget, Compatibility, Device, DeviceProfile, Package, PackageKind, UpdateState,
-};
+use ota_core::{Compatibility, Device, PackageKind, UpdateState};
 use std::collections::BTreeSet;
 use support::*;
-
-fn by_profile(p: &DeviceProfile, pkg: &Package) -> CampaignSpec {
-    CampaignSpec::new(
-        "rollout",
-        pkg.id,
-        CampaignTarget::Selection {
-            profile: Some(p.id),
-            groups: BTreeSet::new(),
-            source_versions: BTreeSet::new(),
-        },
-    )
-}
-
-async fn latest(h: &Harness, device: &Device) -> ota_core::Update {
-    h.store
-        .latest_update(h.tenant, device.id, PackageKind::Firmware)
-        .await
-        .unwrap()
-        .expect("an update")
-}
-
-async fn started(h: &Harness, spec: CampaignSpec) -> Campaign {
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
-    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap()
-}
 
 fn withdrawals_to(h: &Harness, device: &Device) -> usize {
     h.notifier
@@ -53,19 +25,6 @@ fn withdrawals_to(h: &Harness, device: &Device) -> usize {
         .iter()
         .filter(|n| matches!(n, Notice::Withdrawal { device_id, .. } if *device_id == device.id))
         .count()
-}
-
-async fn fail(h: &Harness, device: &Device) {
-    let mut r = report(Some(UpdateState::Failed));
-    r.error = Some("flash error".into());
-    h.ota.handle_report(h.tenant, device.id, &r).await.unwrap();
-}
-
-async fn finish(h: &Harness, device: &Device, version: &str) {
-    h.ota
-        .handle_report(h.tenant, device.id, &running("fw", version))
-        .await
-        .unwrap();
 }
 
 // Rule 3.
@@ -83,13 +42,13 @@ async fn a_campaign_update_waiting_for_release_is_canceled_when_its_device_becom
         .upload_package(ACTOR, new, stream_of(b"content".to_vec(), 3))
         .await
         .unwrap();
-    let c = started(&h, by_profile(&p1, &pkg)).await;
+    let c = h.started(by_profile(&p1, &pkg)).await;
     h.ota.pause_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     h.ota
         .set_device_profile(ACTOR, h.tenant, d.id, p2.id)
         .await
         .unwrap();
-    let u = latest(&h, &d).await;
+    let u = h.latest(&d).await;
     assert_eq!(u.state, UpdateState::Canceled);
     assert!(u.error.unwrap().contains("incompatible"));
     h.ota.resume_campaign(ACTOR, h.tenant, c.id).await.unwrap();
@@ -104,14 +63,8 @@ async fn a_campaign_update_waiting_for_release_is_canceled_when_its_device_becom
 #[tokio::test]
 async fn resume_applies_only_to_a_paused_campaign() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    h.devices(&p, "d", 1).await;
-    let pkg = h.package("fw", "3.0").await;
-    let draft = h
-        .ota
-        .create_campaign(ACTOR, h.tenant, by_profile(&p, &pkg))
-        .await
-        .unwrap();
+    let (p, _, pkg) = h.fleet(1, "3.0").await;
+    let draft = h.draft(by_profile(&p, &pkg)).await;
     let err = h
         .ota
         .resume_campaign(ACTOR, h.tenant, draft.id)
@@ -119,13 +72,10 @@ async fn resume_applies_only_to_a_paused_campaign() {
         .unwrap_err();
     assert!(matches!(err, OtaError::IllegalTransition(_)), "{err}");
     assert!(err.to_string().contains("DRAFT"), "{err}");
-    assert_eq!(
-        h.ota.campaign(h.tenant, draft.id).await.unwrap().state,
-        CampaignState::Draft
-    );
+    assert_eq!(h.campaign_state(&draft).await, CampaignState::Draft);
     let mut spec = by_profile(&p, &pkg);
     spec.start_at = Some(h.ota.now() + Duration::hours(1));
-    let scheduled = started(&h, spec).await;
+    let scheduled = h.started(spec).await;
     assert_eq!(scheduled.state, CampaignState::Scheduled);
     let err = h
         .ota
@@ -138,37 +88,25 @@ async fn resume_applies_only_to_a_paused_campaign() {
 #[tokio::test]
 async fn after_a_threshold_pause_a_resumed_campaign_counts_failures_since_the_resume() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let devices = h.devices(&p, "d", 4).await;
-    let pkg = h.package("fw", "3.0").await;
+    let (p, devices, pkg) = h.fleet(4, "3.0").await;
     let mut spec = by_profile(&p, &pkg);
-    spec.error_threshold = Some(ErrorThreshold {
-        percent: 50.0,
-        min_finished: 1,
-        action: ThresholdAction::Pause,
-    });
-    let c = started(&h, spec).await;
+    spec.error_threshold = half_failed(ThresholdAction::Pause);
+    let c = h.started(spec).await;
     h.ota.tick().await.unwrap();
-    fail(&h, &devices[0]).await;
+    h.fail(&devices[0]).await;
     h.ota.tick().await.unwrap();
-    assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
-        CampaignState::Paused
-    );
+    assert_eq!(h.campaign_state(&c).await, CampaignState::Paused);
     h.ota.resume_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     h.ota.tick().await.unwrap();
     assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+        h.campaign_state(&c).await,
         CampaignState::Running,
         "the failure before the resume no longer counts"
     );
-    finish(&h, &devices[1], "3.0").await;
+    h.runs(&devices[1], "3.0").await;
     h.ota.tick().await.unwrap();
-    assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
-        CampaignState::Running
-    );
-    fail(&h, &devices[2]).await;
+    assert_eq!(h.campaign_state(&c).await, CampaignState::Running);
+    h.fail(&devices[2]).await;
     h.ota.tick().await.unwrap();
     let c = h.ota.campaign(h.tenant, c.id).await.unwrap();
     assert_eq!(c.state, CampaignState::Paused, "1 of 2 since the resume");
@@ -177,12 +115,10 @@ async fn after_a_threshold_pause_a_resumed_campaign_counts_failures_since_the_re
 #[tokio::test]
 async fn the_span_is_checked_when_a_campaign_is_started_by_hand() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    h.devices(&p, "d", 1).await;
-    let pkg = h.package("fw", "3.0").await;
+    let (p, _, pkg) = h.fleet(1, "3.0").await;
     let mut spec = by_profile(&p, &pkg);
     spec.finish_at = Some(h.ota.now() + Duration::days(200));
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     let err = h
         .ota
         .start_campaign(ACTOR, h.tenant, c.id)
@@ -195,20 +131,15 @@ async fn the_span_is_checked_when_a_campaign_is_started_by_hand() {
         ),
         "{err}"
     );
-    assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
-        CampaignState::Draft
-    );
+    assert_eq!(h.campaign_state(&c).await, CampaignState::Draft);
 }
 
 #[tokio::test]
 async fn copying_a_campaign_with_a_device_list_copies_the_list() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    h.devices(&p, "d", 3).await;
-    let pkg = h.package("fw", "3.0").await;
+    let (_, _, pkg) = h.fleet(3, "3.0").await;
     let spec = CampaignSpec::new("listed", pkg.id, CampaignTarget::DeviceList);
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.ota
         .import_campaign_devices(ACTOR, h.tenant, c.id, b"DeviceName\nd-0\nd-2\n")
         .await
@@ -238,57 +169,45 @@ async fn copying_a_campaign_with_a_device_list_copies_the_list() {
 #[tokio::test]
 async fn stopping_a_campaign_withdraws_the_notice_of_devices_in_progress() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (p, d) = h.one_device().await;
     let pkg = h.package("fw", "3.0").await;
-    let c = started(&h, by_profile(&p, &pkg)).await;
+    let c = h.started(by_profile(&p, &pkg)).await;
     h.ota.tick().await.unwrap();
     h.ota.stop_campaign(ACTOR, h.tenant, c.id).await.unwrap();
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Canceled);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Canceled);
     assert_eq!(withdrawals_to(&h, &d), 1);
 }
 
 #[tokio::test]
 async fn the_finish_time_withdraws_the_notice_of_devices_in_progress() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (p, d) = h.one_device().await;
     let pkg = h.package("fw", "3.0").await;
     let mut spec = by_profile(&p, &pkg);
     // Before the default INITIATED timeout (one hour), which would fail the attempt first.
     spec.finish_at = Some(h.ota.now() + Duration::minutes(50));
-    let c = started(&h, spec).await;
+    let c = h.started(spec).await;
     h.ota.tick().await.unwrap();
     h.advance_ms(55 * 60_000);
     h.ota.tick().await.unwrap();
-    assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
-        CampaignState::Finished
-    );
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Canceled);
+    assert_eq!(h.campaign_state(&c).await, CampaignState::Finished);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Canceled);
     assert_eq!(withdrawals_to(&h, &d), 1);
 }
 
 #[tokio::test]
 async fn replacing_an_update_in_flight_by_the_version_the_device_runs_withdraws_the_notice() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (_, d) = h.one_device().await;
     let a = h.package("fw", "2.0").await;
     let b = h.package("fw", "1.0").await;
-    finish(&h, &d, "1.0").await;
-    h.ota
-        .assign(ACTOR, h.tenant, AssignmentTarget::Device(d.id), a.id)
-        .await
-        .unwrap();
+    h.runs(&d, "1.0").await;
+    h.assign_device(&d, &a).await;
     h.ota.tick().await.unwrap();
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Initiated);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Initiated);
     h.advance_ms(1_000);
-    h.ota
-        .assign(ACTOR, h.tenant, AssignmentTarget::Device(d.id), b.id)
-        .await
-        .unwrap();
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Canceled);
+    h.assign_device(&d, &b).await;
+    assert_eq!(h.latest(&d).await.state, UpdateState::Canceled);
     assert_eq!(withdrawals_to(&h, &d), 1);
 }
 
@@ -302,27 +221,26 @@ async fn a_dynamic_campaign_keeps_running_and_takes_devices_that_join_later() {
     let pkg = h.package("fw", "3.0").await;
     let mut spec = by_profile(&p, &pkg);
     spec.dynamic = true;
-    let c = started(&h, spec).await;
+    let c = h.started(spec).await;
     h.ota.tick().await.unwrap();
-    finish(&h, &first, "3.0").await;
+    h.runs(&first, "3.0").await;
     h.ota.tick().await.unwrap();
     assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+        h.campaign_state(&c).await,
         CampaignState::Running,
         "the devices known so far are done, but more may join"
     );
     let late = h.devices(&p, "b", 1).await.remove(0);
-    let u = latest(&h, &late).await;
+    let u = h.latest(&late).await;
     assert_eq!(u.campaign_id, Some(c.id));
     h.ota.tick().await.unwrap();
-    assert_eq!(latest(&h, &late).await.state, UpdateState::Initiated);
+    assert_eq!(h.latest(&late).await.state, UpdateState::Initiated);
 }
 
 #[tokio::test]
 async fn a_dynamic_campaign_takes_a_device_that_reports_a_targeted_source_version_later() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (p, d) = h.one_device().await;
     let pkg = h.package("fw", "3.0").await;
     let mut spec = by_profile(&p, &pkg);
     spec.dynamic = true;
@@ -331,15 +249,15 @@ async fn a_dynamic_campaign_takes_a_device_that_reports_a_targeted_source_versio
         groups: BTreeSet::new(),
         source_versions: BTreeSet::from(["1.0".to_string()]),
     };
-    let c = started(&h, spec).await;
+    let c = h.started(spec).await;
     assert!(h
         .store
         .latest_update(h.tenant, d.id, PackageKind::Firmware)
         .await
         .unwrap()
         .is_none());
-    finish(&h, &d, "1.0").await;
-    let u = latest(&h, &d).await;
+    h.runs(&d, "1.0").await;
+    let u = h.latest(&d).await;
     assert_eq!(u.campaign_id, Some(c.id));
 }
 
@@ -356,7 +274,7 @@ async fn stopped_half_way(n: usize) -> (Harness, Vec<Device>, Campaign) {
     let p = h.profile("p").await;
     let devices = h.devices(&p, "d", n).await;
     let pkg = h.package("fw", "3.0").await;
-    let c = started(&h, by_profile(&p, &pkg)).await;
+    let c = h.started(by_profile(&p, &pkg)).await;
     h.ota.tick().await.unwrap();
     let mut stopped = h.ota.campaign(h.tenant, c.id).await.unwrap();
     let revision = stopped.revision;
@@ -413,7 +331,7 @@ async fn the_tick_finishes_canceling_a_campaign_that_ended_half_way() {
             source_versions: BTreeSet::new(),
         },
     );
-    let next = started(&h, spec).await;
+    let next = h.started(spec).await;
     assert!(next.skipped.is_empty(), "{:?}", next.skipped);
 }
 

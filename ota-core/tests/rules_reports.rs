@@ -6,39 +6,24 @@ mod support;
 use ota_core::engine::OtaConfig;
 use ota_core::store::{DeviceStore, UpdateStore};
 use ota_core::update::HistoryOutcome;
-use ota_core::{AssignmentTarget, Device, PackageKind, TitleVersion, UpdateState};
+use ota_core::{Device, PackageKind, TitleVersion, UpdateState};
 use support::*;
-
-async fn latest(h: &Harness, device: &Device) -> ota_core::Update {
-    h.store
-        .latest_update(h.tenant, device.id, PackageKind::Firmware)
-        .await
-        .unwrap()
-        .expect("an update")
-}
 
 /// A device whose update to fw 2.0 was sent and then replaced by fw 3.0 (QUEUED).
 async fn replaced() -> (Harness, Device) {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (_, d) = h.one_device().await;
     let a = h.package("fw", "2.0").await;
     let b = h.package("fw", "3.0").await;
-    h.ota
-        .assign(ACTOR, h.tenant, AssignmentTarget::Device(d.id), a.id)
-        .await
-        .unwrap();
+    h.assign_device(&d, &a).await;
     h.ota.tick().await.unwrap();
     h.ota
         .handle_report(h.tenant, d.id, &report(Some(UpdateState::Downloading)))
         .await
         .unwrap();
     h.advance_ms(1_000);
-    h.ota
-        .assign(ACTOR, h.tenant, AssignmentTarget::Device(d.id), b.id)
-        .await
-        .unwrap();
-    let u = latest(&h, &d).await;
+    h.assign_device(&d, &b).await;
+    let u = h.latest(&d).await;
     assert_eq!(
         (u.state, u.target.version.as_str()),
         (UpdateState::Queued, "3.0")
@@ -59,7 +44,7 @@ async fn a_late_updated_of_the_replaced_package_never_fails_the_queued_update() 
         .handle_report(h.tenant, d.id, &updated_running("2.0"))
         .await
         .unwrap();
-    let u = latest(&h, &d).await;
+    let u = h.latest(&d).await;
     assert_eq!(u.state, UpdateState::Queued);
     let history = h.store.update_history(h.tenant, u.id).await.unwrap();
     assert!(history
@@ -79,39 +64,32 @@ async fn a_late_failed_never_fails_the_queued_update() {
     let mut r = report(Some(UpdateState::Failed));
     r.error = Some("checksum mismatch of 2.0".into());
     h.ota.handle_report(h.tenant, d.id, &r).await.unwrap();
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Queued);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Queued);
 }
 
 #[tokio::test]
 async fn once_sent_an_updated_naming_the_replaced_version_is_about_the_replaced_update() {
     let (h, d) = replaced().await;
     h.ota.tick().await.unwrap();
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Initiated);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Initiated);
     h.ota
         .handle_report(h.tenant, d.id, &updated_running("2.0"))
         .await
         .unwrap();
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Initiated);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Initiated);
     // A version the device was never told about is judged against the new update.
     h.ota
         .handle_report(h.tenant, d.id, &updated_running("1.0"))
         .await
         .unwrap();
-    let u = latest(&h, &d).await;
+    let u = h.latest(&d).await;
     assert_eq!(u.state, UpdateState::Failed);
     assert!(u.error.unwrap().contains("fw 1.0"));
 }
 
 async fn one_sent_update() -> (Harness, Device) {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
-    let a = h.package("fw", "2.0").await;
-    h.ota
-        .assign(ACTOR, h.tenant, AssignmentTarget::Device(d.id), a.id)
-        .await
-        .unwrap();
-    h.ota.tick().await.unwrap();
+    let (d, _) = h.one_sent("2.0").await;
     (h, d)
 }
 
@@ -120,7 +98,7 @@ async fn an_idle_state_is_recorded_and_the_rest_of_the_payload_kept() {
     let (h, d) = one_sent_update().await;
     let payload = br#"{"fw_state": "IDLE", "current_fw_title": "fw", "current_fw_version": "2.0"}"#;
     h.ota.handle_payload(&d, payload).await.unwrap();
-    let u = latest(&h, &d).await;
+    let u = h.latest(&d).await;
     assert_eq!(u.state, UpdateState::Updated);
     let history = h.store.update_history(h.tenant, u.id).await.unwrap();
     assert!(
@@ -136,7 +114,7 @@ async fn one_bad_key_never_drops_the_report_of_the_other_kind() {
     let (h, d) = one_sent_update().await;
     let payload = br#"{"fw_state": "DOWNLOADING", "fw_progress": 42.5, "sw_progress": 101}"#;
     h.ota.handle_payload(&d, payload).await.unwrap();
-    let u = latest(&h, &d).await;
+    let u = h.latest(&d).await;
     assert_eq!((u.state, u.progress), (UpdateState::Downloading, Some(42)));
 }
 
@@ -165,7 +143,7 @@ async fn versions_as_json_numbers_keep_their_text_and_a_version_alone_is_recorde
         device.current.get(PackageKind::Firmware),
         Some(&TitleVersion::new("fw", "2.0"))
     );
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Updated);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Updated);
 }
 
 #[tokio::test]
@@ -180,7 +158,7 @@ async fn a_version_alone_takes_the_update_title_when_none_is_known() {
         device.current.get(PackageKind::Firmware),
         Some(&TitleVersion::new("fw", "1.0"))
     );
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Initiated);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Initiated);
 }
 
 #[tokio::test]
@@ -198,7 +176,7 @@ async fn idle_alone_is_fine_and_a_payload_of_only_bad_values_is_a_recorded_error
         .await
         .unwrap_err();
     assert!(err.to_string().contains("fw_progress"), "{err}");
-    let u = latest(&h, &d).await;
+    let u = h.latest(&d).await;
     assert_eq!(u.state, UpdateState::Initiated);
     let history = h.store.update_history(h.tenant, u.id).await.unwrap();
     assert!(history

@@ -9,16 +9,13 @@
 mod support;
 
 use chrono::Duration;
-use ota_core::campaign::{
-    CampaignSpec, CampaignState, CampaignTarget, ErrorThreshold, ThresholdAction,
-};
+use ota_core::campaign::{CampaignState, ThresholdAction};
 use ota_core::engine::{OtaConfig, OtaError};
 use ota_core::notifier::Notice;
 use ota_core::pacing::Pacing;
 use ota_core::store::{skip_reason, UpdateFilter, UpdateStore};
 use ota_core::update::{RetryPolicy, UpdatePolicy};
-use ota_core::{AssignmentTarget, Device, DeviceProfile, Package, PackageKind, UpdateState};
-use std::collections::BTreeSet;
+use ota_core::{AssignmentTarget, Device, PackageKind, UpdateState};
 use support::*;
 
 fn retrying() -> UpdatePolicy {
@@ -31,12 +28,6 @@ fn config_with_retries() -> OtaConfig {
     let mut config = OtaConfig::default();
     config.policy = retrying();
     config
-}
-
-async fn fail(h: &Harness, device: &Device) {
-    let mut r = report(Some(UpdateState::Failed));
-    r.error = Some("flash error".into());
-    h.ota.handle_report(h.tenant, device.id, &r).await.unwrap();
 }
 
 async fn live_updates(h: &Harness, device: &Device) -> Vec<ota_core::Update> {
@@ -55,56 +46,30 @@ async fn live_updates(h: &Harness, device: &Device) -> Vec<ota_core::Update> {
         .collect()
 }
 
-async fn latest(h: &Harness, device: &Device) -> ota_core::Update {
-    h.store
-        .latest_update(h.tenant, device.id, PackageKind::Firmware)
+/// An operator's retry of `device`'s update, refused with an error that says `why`: the device
+/// is left with no live update.
+async fn refused_retry(h: &Harness, device: &Device, why: &str) -> OtaError {
+    let err = h
+        .ota
+        .retry_update(ACTOR, h.tenant, device.id, PackageKind::Firmware)
         .await
-        .unwrap()
-        .expect("an update")
-}
-
-fn by_profile(p: &DeviceProfile, pkg: &Package) -> CampaignSpec {
-    CampaignSpec::new(
-        "rollout",
-        pkg.id,
-        CampaignTarget::Selection {
-            profile: Some(p.id),
-            groups: BTreeSet::new(),
-            source_versions: BTreeSet::new(),
-        },
-    )
-}
-
-async fn assign_device(h: &Harness, d: &Device, pkg: &Package) {
-    h.ota
-        .assign(ACTOR, h.tenant, AssignmentTarget::Device(d.id), pkg.id)
-        .await
-        .unwrap();
+        .unwrap_err();
+    assert!(err.to_string().contains(why), "{err}");
+    assert!(live_updates(h, device).await.is_empty());
+    err
 }
 
 #[tokio::test]
 async fn an_automatic_retry_after_an_unassignment_is_dropped() {
     let h = Harness::new(config_with_retries());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
-    let a = h.package("fw", "2.0").await;
-    assign_device(&h, &d, &a).await;
-    h.ota.tick().await.unwrap();
-    fail(&h, &d).await;
-    assert!(latest(&h, &d).await.retry_at.is_some());
-    h.ota
-        .unassign(
-            ACTOR,
-            h.tenant,
-            PackageKind::Firmware,
-            AssignmentTarget::Device(d.id),
-        )
-        .await
-        .unwrap();
+    let (d, _) = h.one_sent("2.0").await;
+    h.fail(&d).await;
+    assert!(h.latest(&d).await.retry_at.is_some());
+    h.unassign_device(&d).await;
     h.notifier.take();
     h.advance_ms(60_000);
     h.ota.tick().await.unwrap();
-    let u = latest(&h, &d).await;
+    let u = h.latest(&d).await;
     assert_eq!((u.state, u.retry_at), (UpdateState::Failed, None));
     assert!(h.take_update_notices().is_empty(), "nothing is assigned");
 }
@@ -112,19 +77,13 @@ async fn an_automatic_retry_after_an_unassignment_is_dropped() {
 #[tokio::test]
 async fn a_campaign_counts_a_device_with_a_pending_retry_as_busy() {
     let h = Harness::new(config_with_retries());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (p, d) = h.one_device().await;
     let a = h.package("fw", "2.0").await;
     let b = h.package("fw", "3.0").await;
-    assign_device(&h, &d, &a).await;
+    h.assign_device(&d, &a).await;
     h.ota.tick().await.unwrap();
-    fail(&h, &d).await;
-    let c = h
-        .ota
-        .create_campaign(ACTOR, h.tenant, by_profile(&p, &b))
-        .await
-        .unwrap();
-    let c = h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    h.fail(&d).await;
+    let c = h.started(by_profile(&p, &b)).await;
     assert_eq!(c.skipped, vec![(skip_reason::BUSY.to_string(), 1)]);
     for _ in 0..3 {
         h.advance_ms(30_000);
@@ -136,21 +95,15 @@ async fn a_campaign_counts_a_device_with_a_pending_retry_as_busy() {
 #[tokio::test]
 async fn a_campaign_retry_never_revives_an_update_that_a_newer_assignment_replaced() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (p, d) = h.one_device().await;
     let a = h.package("fw", "2.0").await;
     let b = h.package("fw", "3.0").await;
-    let c = h
-        .ota
-        .create_campaign(ACTOR, h.tenant, by_profile(&p, &b))
-        .await
-        .unwrap();
-    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    let c = h.started(by_profile(&p, &b)).await;
     h.ota.tick().await.unwrap();
-    fail(&h, &d).await;
+    h.fail(&d).await;
     h.advance_ms(1_000);
-    assign_device(&h, &d, &a).await;
-    assert_eq!(latest(&h, &d).await.target.version, "2.0");
+    h.assign_device(&d, &a).await;
+    assert_eq!(h.latest(&d).await.target.version, "2.0");
     let retried = h
         .ota
         .retry_failed_in_campaign(ACTOR, h.tenant, c.id)
@@ -165,45 +118,20 @@ async fn a_campaign_retry_never_revives_an_update_that_a_newer_assignment_replac
 #[tokio::test]
 async fn an_operator_retry_after_an_unassignment_is_refused() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
-    let a = h.package("fw", "2.0").await;
-    assign_device(&h, &d, &a).await;
-    h.ota.tick().await.unwrap();
-    fail(&h, &d).await;
-    h.ota
-        .unassign(
-            ACTOR,
-            h.tenant,
-            PackageKind::Firmware,
-            AssignmentTarget::Device(d.id),
-        )
-        .await
-        .unwrap();
-    let err = h
-        .ota
-        .retry_update(ACTOR, h.tenant, d.id, PackageKind::Firmware)
-        .await
-        .unwrap_err();
+    let (d, _) = h.one_sent("2.0").await;
+    h.fail(&d).await;
+    h.unassign_device(&d).await;
+    let err = refused_retry(&h, &d, "no package is assigned").await;
     assert!(matches!(err, OtaError::NotAllowed { .. }), "{err}");
-    assert!(err.to_string().contains("no package is assigned"), "{err}");
-    assert!(live_updates(&h, &d).await.is_empty());
 }
 
 #[tokio::test]
 async fn a_failed_update_completes_when_the_device_runs_the_target_after_all() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
-    let a = h.package("fw", "2.0").await;
-    assign_device(&h, &d, &a).await;
-    h.ota.tick().await.unwrap();
-    fail(&h, &d).await;
-    h.ota
-        .handle_report(h.tenant, d.id, &running("fw", "2.0"))
-        .await
-        .unwrap();
-    let u = latest(&h, &d).await;
+    let (d, _) = h.one_sent("2.0").await;
+    h.fail(&d).await;
+    h.runs(&d, "2.0").await;
+    let u = h.latest(&d).await;
     assert_eq!(u.state, UpdateState::Updated);
     let history = h.store.update_history(h.tenant, u.id).await.unwrap();
     assert!(
@@ -215,27 +143,14 @@ async fn a_failed_update_completes_when_the_device_runs_the_target_after_all() {
 #[tokio::test]
 async fn an_operator_retry_of_a_device_that_runs_the_target_is_refused() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
-    let a = h.package("fw", "2.0").await;
-    assign_device(&h, &d, &a).await;
-    h.ota.tick().await.unwrap();
+    let (d, _) = h.one_sent("2.0").await;
     h.ota
         .cancel_update(ACTOR, h.tenant, d.id, PackageKind::Firmware, "not now")
         .await
         .unwrap();
     // The device installed it anyway.
-    h.ota
-        .handle_report(h.tenant, d.id, &running("fw", "2.0"))
-        .await
-        .unwrap();
-    let err = h
-        .ota
-        .retry_update(ACTOR, h.tenant, d.id, PackageKind::Firmware)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("already runs fw 2.0"), "{err}");
-    assert!(live_updates(&h, &d).await.is_empty());
+    h.runs(&d, "2.0").await;
+    refused_retry(&h, &d, "already runs fw 2.0").await;
 }
 
 #[tokio::test]
@@ -247,9 +162,7 @@ async fn a_queued_timeout_applies_to_fresh_updates() {
     pacing.max_in_progress = Some(1);
     config.global_pacing = pacing;
     let h = Harness::new(config);
-    let p = h.profile("p").await;
-    let devices = h.devices(&p, "d", 2).await;
-    let a = h.package("fw", "2.0").await;
+    let (p, devices, a) = h.fleet(2, "2.0").await;
     h.ota
         .assign(ACTOR, h.tenant, AssignmentTarget::Profile(p.id), a.id)
         .await
@@ -260,7 +173,7 @@ async fn a_queued_timeout_applies_to_fresh_updates() {
     assert_eq!(report.timed_out, 1);
     let mut states = Vec::new();
     for d in &devices {
-        let u = latest(&h, d).await;
+        let u = h.latest(d).await;
         states.push(u.state);
         if u.state == UpdateState::Failed {
             assert!(u.error.unwrap().contains("QUEUED"));
@@ -273,8 +186,7 @@ async fn a_queued_timeout_applies_to_fresh_updates() {
 #[tokio::test]
 async fn a_campaign_queued_timeout_applies_to_fresh_updates() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (p, d) = h.one_device().await;
     let b = h.package("fw", "3.0").await;
     let mut spec = by_profile(&p, &b);
     spec.policy.timeouts =
@@ -285,36 +197,29 @@ async fn a_campaign_queued_timeout_applies_to_fresh_updates() {
             ota_core::window::MaintenanceWindow::new("0 0 1 1 *", Duration::hours(1), "UTC")
                 .unwrap(),
         ];
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
+    let c = h.draft(spec).await;
     h.advance_ms(3_600_000);
     h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
     h.ota.tick().await.unwrap();
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Queued);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Queued);
     h.advance_ms(120_000);
     h.ota.tick().await.unwrap();
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Failed);
+    assert_eq!(h.latest(&d).await.state, UpdateState::Failed);
 }
 
 #[tokio::test]
 async fn error_thresholds_count_only_failures_whose_retries_are_exhausted() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let devices = h.devices(&p, "d", 2).await;
-    let b = h.package("fw", "3.0").await;
+    let (p, devices, b) = h.fleet(2, "3.0").await;
     let mut spec = by_profile(&p, &b);
     spec.policy = retrying();
-    spec.error_threshold = Some(ErrorThreshold {
-        percent: 50.0,
-        min_finished: 1,
-        action: ThresholdAction::Fail,
-    });
-    let c = h.ota.create_campaign(ACTOR, h.tenant, spec).await.unwrap();
-    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    spec.error_threshold = half_failed(ThresholdAction::Fail);
+    let c = h.started(spec).await;
     h.ota.tick().await.unwrap();
-    fail(&h, &devices[0]).await;
+    h.fail(&devices[0]).await;
     h.ota.tick().await.unwrap();
     assert_eq!(
-        h.ota.campaign(h.tenant, c.id).await.unwrap().state,
+        h.campaign_state(&c).await,
         CampaignState::Running,
         "the failed attempt will be retried"
     );
@@ -324,14 +229,14 @@ async fn error_thresholds_count_only_failures_whose_retries_are_exhausted() {
         h.ota.tick().await.unwrap();
         h.advance_ms(1);
         h.ota.tick().await.unwrap();
-        fail(&h, &devices[0]).await;
+        h.fail(&devices[0]).await;
     }
-    assert_eq!(latest(&h, &devices[0]).await.attempt, 3);
+    assert_eq!(h.latest(&devices[0]).await.attempt, 3);
     h.ota.tick().await.unwrap();
     let c = h.ota.campaign(h.tenant, c.id).await.unwrap();
     assert_eq!(c.state, CampaignState::Failed);
     // Ending FAILED cancels everything the campaign still held and tells the device.
-    assert_eq!(latest(&h, &devices[1]).await.state, UpdateState::Canceled);
+    assert_eq!(h.latest(&devices[1]).await.state, UpdateState::Canceled);
     assert!(h.notifier.notices().iter().any(|n| matches!(
         n,
         Notice::Withdrawal { device_id, .. } if *device_id == devices[1].id
@@ -341,44 +246,25 @@ async fn error_thresholds_count_only_failures_whose_retries_are_exhausted() {
 #[tokio::test]
 async fn an_operator_retry_never_revives_a_campaign_update_that_a_newer_assignment_replaced() {
     let h = Harness::new(OtaConfig::default());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
+    let (p, d) = h.one_device().await;
     let a = h.package("fw", "4.0").await;
     let b = h.package("fw", "1.0").await;
     // The device runs 4.0; a campaign takes it to 1.0 and is replaced by a newer device
     // assignment of 4.0 (what it runs: no new update, the campaign update canceled).
-    h.ota
-        .handle_report(h.tenant, d.id, &running("fw", "4.0"))
-        .await
-        .unwrap();
-    let c = h
-        .ota
-        .create_campaign(ACTOR, h.tenant, by_profile(&p, &b))
-        .await
-        .unwrap();
-    h.ota.start_campaign(ACTOR, h.tenant, c.id).await.unwrap();
+    h.runs(&d, "4.0").await;
+    h.started(by_profile(&p, &b)).await;
     h.ota.tick().await.unwrap();
     h.advance_ms(1_000);
-    assign_device(&h, &d, &a).await;
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Canceled);
-    let err = h
-        .ota
-        .retry_update(ACTOR, h.tenant, d.id, PackageKind::Firmware)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("newer assignment"), "{err}");
-    assert!(live_updates(&h, &d).await.is_empty());
+    h.assign_device(&d, &a).await;
+    assert_eq!(h.latest(&d).await.state, UpdateState::Canceled);
+    refused_retry(&h, &d, "newer assignment").await;
 }
 
 #[tokio::test]
 async fn a_retry_due_while_the_device_is_recorded_running_the_target_completes_it() {
     use ota_core::store::DeviceStore;
     let h = Harness::new(config_with_retries());
-    let p = h.profile("p").await;
-    let d = h.devices(&p, "d", 1).await.remove(0);
-    let a = h.package("fw", "2.0").await;
-    assign_device(&h, &d, &a).await;
-    h.ota.tick().await.unwrap();
+    let (d, _) = h.one_sent("2.0").await;
     // The device said it runs fw 2.0; the version was recorded but the transition of its
     // update was lost (the store failed between the two writes, as across a database
     // restart), and the attempt then failed. The device, told nothing new, says nothing more.
@@ -391,11 +277,11 @@ async fn a_retry_due_while_the_device_is_recorded_running_the_target_completes_i
         )
         .await
         .unwrap();
-    fail(&h, &d).await;
-    assert_eq!(latest(&h, &d).await.state, UpdateState::Failed);
+    h.fail(&d).await;
+    assert_eq!(h.latest(&d).await.state, UpdateState::Failed);
     h.advance_ms(11_000);
     h.ota.tick().await.unwrap();
-    let u = latest(&h, &d).await;
+    let u = h.latest(&d).await;
     assert_eq!(u.state, UpdateState::Updated, "{u:?}");
     assert_eq!(u.attempt, 1, "no new attempt of what the device runs");
     assert!(u.retry_at.is_none() && u.error.is_none(), "{u:?}");

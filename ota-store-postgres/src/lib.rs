@@ -49,7 +49,16 @@
 //!
 //! # Features
 //!
-//! - `testing`: the test kit ([`testing`]): a fresh store in a schema of its own per test.
+// The module `testing` exists only with its feature: the link to it is written only then, so
+// that the documentation builds with and without the feature.
+#![cfg_attr(
+    feature = "testing",
+    doc = "- `testing`: the test kit ([`testing`]): a fresh store in a schema of its own per test."
+)]
+#![cfg_attr(
+    not(feature = "testing"),
+    doc = "- `testing`: the test kit (module `testing`): a fresh store in a schema of its own per test."
+)]
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

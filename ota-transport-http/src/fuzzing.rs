@@ -67,25 +67,11 @@ pub fn query(raw: &str) {
 #[cfg(test)]
 mod corpus_replay {
     //! Replays the committed corpora of this crate's fuzz targets (`fuzz/corpus/<target>`)
-    //! through the functions the targets call, on the stable toolchain.
-
-    use std::path::PathBuf;
+    //! through the functions the targets call, on the stable toolchain
+    //! (`ota_core::fuzzing::replay_corpus`, feature `fuzzing` of ota-core in dev-dependencies).
 
     fn replay(target: &str, run: fn(&[u8])) {
-        let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-        let Ok(entries) = std::fs::read_dir(fuzz.join("corpus").join(target)) else {
-            // A packaged crate has no fuzz/ beside it.
-            assert!(!fuzz.exists(), "fuzz/corpus/{target} is missing");
-            return;
-        };
-        let mut paths: Vec<PathBuf> = entries.map(|e| e.expect("corpus entry").path()).collect();
-        paths.sort();
-        assert!(!paths.is_empty(), "the corpus of {target} is empty");
-        for path in paths {
-            let bytes = std::fs::read(&path).expect("corpus file");
-            let outcome = std::panic::catch_unwind(|| run(&bytes));
-            assert!(outcome.is_ok(), "{} panicked", path.display());
-        }
+        ota_core::fuzzing::replay_corpus(env!("CARGO_MANIFEST_DIR"), target, run);
     }
 
     #[test]

@@ -4,11 +4,17 @@
 
 use bytes::Bytes;
 use chrono::Duration;
+use ota_core::campaign::{
+    Campaign, CampaignSpec, CampaignState, CampaignTarget, ErrorThreshold, ThresholdAction,
+};
 use ota_core::engine::{NewPackage, Ota, OtaConfig};
 use ota_core::notifier::{Notice, RecordingNotifier};
 use ota_core::store::ByteStream;
 use ota_core::wire::DeviceReport;
-use ota_core::{Device, DeviceProfile, ManualClock, Package, PackageKind, TenantId, UpdateState};
+use ota_core::{
+    AssignmentTarget, Device, DeviceProfile, ManualClock, Package, PackageKind, TenantId, Update,
+    UpdateState,
+};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -81,7 +87,8 @@ impl Harness {
             .unwrap()
     }
 
-    pub async fn state_of(&self, device: &Device) -> Option<UpdateState> {
+    /// The latest firmware update of `device`, if any.
+    pub async fn latest_update(&self, device: &Device) -> Option<Update> {
         ota_core::store::UpdateStore::latest_update(
             &*self.store,
             self.tenant,
@@ -90,7 +97,106 @@ impl Harness {
         )
         .await
         .unwrap()
-        .map(|u| u.state)
+    }
+
+    pub async fn state_of(&self, device: &Device) -> Option<UpdateState> {
+        self.latest_update(device).await.map(|u| u.state)
+    }
+
+    /// The latest firmware update of `device`, which must have one.
+    pub async fn latest(&self, device: &Device) -> Update {
+        self.latest_update(device).await.expect("an update")
+    }
+
+    /// A profile "p", `n` devices in it ("d-0", "d-1", ...) and a package fw `version`.
+    pub async fn fleet(&self, n: usize, version: &str) -> (DeviceProfile, Vec<Device>, Package) {
+        let p = self.profile("p").await;
+        let devices = self.devices(&p, "d", n).await;
+        let pkg = self.package("fw", version).await;
+        (p, devices, pkg)
+    }
+
+    /// A profile "p" and one device ("d-0") in it.
+    pub async fn one_device(&self) -> (DeviceProfile, Device) {
+        let p = self.profile("p").await;
+        let d = self.devices(&p, "d", 1).await.remove(0);
+        (p, d)
+    }
+
+    /// One device of a profile "p" whose update to fw `version` was sent: the package is
+    /// assigned to the device and a tick released it.
+    pub async fn one_sent(&self, version: &str) -> (Device, Package) {
+        let (_, d) = self.one_device().await;
+        let pkg = self.package("fw", version).await;
+        self.assign_device(&d, &pkg).await;
+        self.ota.tick().await.unwrap();
+        (d, pkg)
+    }
+
+    /// Assigns `pkg` to `device` alone.
+    pub async fn assign_device(&self, device: &Device, pkg: &Package) {
+        self.ota
+            .assign(
+                ACTOR,
+                self.tenant,
+                AssignmentTarget::Device(device.id),
+                pkg.id,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Unassigns the firmware of `device` alone.
+    pub async fn unassign_device(&self, device: &Device) {
+        self.ota
+            .unassign(
+                ACTOR,
+                self.tenant,
+                PackageKind::Firmware,
+                AssignmentTarget::Device(device.id),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Creates the campaign of `spec` (a draft).
+    pub async fn draft(&self, spec: CampaignSpec) -> Campaign {
+        self.ota
+            .create_campaign(ACTOR, self.tenant, spec)
+            .await
+            .unwrap()
+    }
+
+    /// Creates the campaign of `spec` and starts it.
+    pub async fn started(&self, spec: CampaignSpec) -> Campaign {
+        let c = self.draft(spec).await;
+        self.ota
+            .start_campaign(ACTOR, self.tenant, c.id)
+            .await
+            .unwrap()
+    }
+
+    /// The state campaign `c` is in now.
+    pub async fn campaign_state(&self, c: &Campaign) -> CampaignState {
+        self.ota.campaign(self.tenant, c.id).await.unwrap().state
+    }
+
+    /// `device` reports its firmware update FAILED ("flash error").
+    pub async fn fail(&self, device: &Device) {
+        let mut r = report(Some(UpdateState::Failed));
+        r.error = Some("flash error".into());
+        self.ota
+            .handle_report(self.tenant, device.id, &r)
+            .await
+            .unwrap();
+    }
+
+    /// `device` reports that it runs fw `version`.
+    pub async fn runs(&self, device: &Device, version: &str) {
+        self.ota
+            .handle_report(self.tenant, device.id, &running("fw", version))
+            .await
+            .unwrap();
     }
 
     pub fn take_update_notices(&self) -> Vec<Notice> {
@@ -120,4 +226,27 @@ pub fn running(title: &str, version: &str) -> DeviceReport {
         current_version: Some(version.to_string()),
         ..report(None)
     }
+}
+
+/// A campaign named "rollout" of `pkg` over the devices of profile `p` (any group, any
+/// version).
+pub fn by_profile(p: &DeviceProfile, pkg: &Package) -> CampaignSpec {
+    CampaignSpec::new(
+        "rollout",
+        pkg.id,
+        CampaignTarget::Selection {
+            profile: Some(p.id),
+            groups: BTreeSet::new(),
+            source_versions: BTreeSet::new(),
+        },
+    )
+}
+
+/// An error threshold of half the finished devices (from the first), taking `action`.
+pub fn half_failed(action: ThresholdAction) -> Option<ErrorThreshold> {
+    Some(ErrorThreshold {
+        percent: 50.0,
+        min_finished: 1,
+        action,
+    })
 }
