@@ -16,6 +16,7 @@ mod attributes;
 mod auth;
 mod content;
 mod download;
+mod merged_notices;
 mod notifier;
 mod options;
 mod polled_notices;

@@ -6,11 +6,12 @@
 //! reads its current shared attributes (derived from the store) when it asks. The slot goes
 //! away with its last waiter, so nothing grows.
 
+use super::merged_notices::merge;
 use async_trait::async_trait;
 use ota_core::notifier::{Notice, Notifier, NotifyError};
 use ota_core::DeviceId;
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -142,7 +143,12 @@ impl Waiter {
                 }
                 let feed = rx.borrow_and_update();
                 if feed.seq > seen {
-                    return Some(merge(feed.recent.iter().filter(|(s, _)| *s > seen)));
+                    return Some(merge(
+                        feed.recent
+                            .iter()
+                            .filter(|(s, _)| *s > seen)
+                            .map(|(_, n)| n.as_ref()),
+                    ));
                 }
                 if feed.released {
                     return None;
@@ -165,36 +171,6 @@ impl Drop for Waiter {
             slots.remove(&self.device);
         }
     }
-}
-
-/// Merges notices, oldest first, into one attributes update: set attributes, and the keys
-/// deleted since (`"deleted"`), each key in the state its latest notice left it.
-fn merge<'a>(notices: impl Iterator<Item = &'a (u64, Arc<Notice>)>) -> Map<String, Value> {
-    let mut set = Map::new();
-    let mut deleted = BTreeSet::new();
-    for (_, notice) in notices {
-        match notice.as_ref() {
-            Notice::Update { attributes, .. } => {
-                for (k, v) in attributes {
-                    deleted.remove(k);
-                    set.insert(k.clone(), v.clone());
-                }
-            }
-            Notice::Withdrawal { keys, .. } => {
-                for k in keys {
-                    set.remove(k);
-                    deleted.insert(k.clone());
-                }
-            }
-        }
-    }
-    if !deleted.is_empty() {
-        set.insert(
-            "deleted".to_string(),
-            Value::Array(deleted.into_iter().map(Value::String).collect()),
-        );
-    }
-    set
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@
 //! lapses (at least once). Notices of MQTT devices are untouched unless the device reads its
 //! attributes over HTTP, which supersedes them the same way.
 
+use super::merged_notices::merge;
 use super::DeviceApi;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -29,11 +30,10 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ota_core::ids::NoticeId;
-use ota_core::notifier::Notice;
 use ota_core::store::{NoticeClaim, OutboxEntry};
 use ota_core::DeviceId;
-use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap};
+use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -92,34 +92,6 @@ fn percent_decode(text: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// One body of attribute changes from `notices`, oldest first (ThingsBoard's
-/// `{"fw_title": .., "deleted": [..]}`), each key as its latest notice left it.
-fn merge(notices: &[OutboxEntry]) -> Map<String, Value> {
-    let mut set = Map::new();
-    let mut deleted = BTreeSet::new();
-    for entry in notices {
-        match &entry.notice {
-            Notice::Update { attributes, .. } => {
-                for (k, v) in attributes {
-                    deleted.remove(k);
-                    set.insert(k.clone(), v.clone());
-                }
-            }
-            Notice::Withdrawal { keys, .. } => {
-                for k in keys {
-                    set.remove(k);
-                    deleted.insert(k.clone());
-                }
-            }
-        }
-    }
-    if !deleted.is_empty() {
-        let keys = deleted.into_iter().map(Value::String).collect();
-        set.insert("deleted".to_string(), Value::Array(keys));
-    }
-    set
 }
 
 impl PolledNotices {
@@ -211,7 +183,8 @@ pub(crate) async fn deliver_on_read(
             response
         }
         Read::LongPoll => {
-            let body = serde_json::to_vec(&Value::Object(merge(&claimed))).unwrap_or_default();
+            let body = serde_json::to_vec(&Value::Object(merge(claimed.iter().map(|e| &e.notice))))
+                .unwrap_or_default();
             api.notices_delivered(&claimed).await;
             let mut response = (StatusCode::OK, Body::from(body)).into_response();
             response.headers_mut().insert(
@@ -226,6 +199,7 @@ pub(crate) async fn deliver_on_read(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ota_core::notifier::Notice;
     use ota_core::{PackageKind, TenantId};
 
     #[test]
@@ -271,7 +245,7 @@ mod tests {
             .map(|n| OutboxEntry::new(n, now))
             .collect();
         assert_eq!(
-            Value::Object(merge(&entries)),
+            Value::Object(merge(entries.iter().map(|e| &e.notice))),
             serde_json::json!({"fw_title": "t", "fw_version": "2", "deleted": ["sw_title"]})
         );
     }
