@@ -1,6 +1,6 @@
 //! [`ApiKeyStore`] on PostgreSQL: one row per key, found by its digest.
 
-use crate::codec::{after, from_ns, ns, ns_opt, overfetch, page, DbTime};
+use crate::codec::{after, db_time, db_time_opt, from_db_time, overfetch, page, DbTime};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
@@ -25,8 +25,8 @@ fn record(row: Row) -> Result<ApiKeyRecord, StoreError> {
         name,
         role,
         digest: ApiKeyDigest(digest),
-        created_at: from_ns(created_at),
-        revoked_at: revoked_at.map(from_ns),
+        created_at: from_db_time(created_at),
+        revoked_at: revoked_at.map(from_db_time),
     })
 }
 
@@ -46,8 +46,8 @@ impl ApiKeyStore for PgStore {
         .bind(&k.name)
         .bind(&k.role)
         .bind(&k.digest.0[..])
-        .bind(ns(k.created_at))
-        .bind(ns_opt(k.revoked_at))
+        .bind(db_time(k.created_at))
+        .bind(db_time_opt(k.revoked_at))
         .execute(&mut *tx)
         .await
         .map_err(conflict_as(
@@ -125,7 +125,7 @@ impl ApiKeyStore for PgStore {
         ))
         .bind(tenant.0)
         .bind(id.0)
-        .bind(ns(at))
+        .bind(db_time(at))
         .fetch_optional(&mut *tx)
         .await
         .map_err(map)?;

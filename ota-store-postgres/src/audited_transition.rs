@@ -7,7 +7,7 @@
 //!
 //! [`UpdateStore::transition_audited`]: ota_core::store::UpdateStore::transition_audited
 
-use crate::codec::{name_of, ns, ns_opt, to_i64, to_json};
+use crate::codec::{db_time, db_time_opt, name_of, to_i64, to_json};
 use crate::error::map;
 use crate::transition_batch::outcome_unknown;
 use crate::updates::{conflict_message, i32_of, COUNT_TRANSITIONED, TRANSITION_ALONE};
@@ -70,11 +70,11 @@ async fn statement(pool: &PgPool, write: &AuditedTransition) -> Result<i64, sqlx
     .bind(i32_of(update.attempt))
     .bind(update.progress.map(i16::from))
     .bind(&update.error)
-    .bind(ns(update.created_at))
-    .bind(ns(update.state_changed_at))
-    .bind(ns(update.updated_at))
-    .bind(ns_opt(update.retry_at))
-    .bind(ns_opt(update.wake_at))
+    .bind(db_time(update.created_at))
+    .bind(db_time(update.state_changed_at))
+    .bind(db_time(update.updated_at))
+    .bind(db_time_opt(update.retry_at))
+    .bind(db_time_opt(update.wake_at))
     .bind(to_i64(update.revision))
     .bind(t.history.device_id.0)
     .bind(history_doc)
@@ -85,9 +85,9 @@ async fn statement(pool: &PgPool, write: &AuditedTransition) -> Result<i64, sqlx
     .bind(notice.map(|n| name_of(&n.notice.kind())))
     .bind(notice.map(|n| n.notice.device_id().0))
     .bind(notice_doc)
-    .bind(notice.map(|n| ns(n.created_at)))
+    .bind(notice.map(|n| db_time(n.created_at)))
     .bind(lease.map(|l| l.owner.clone()))
-    .bind(lease.map(|l| ns(l.until)))
+    .bind(lease.map(|l| db_time(l.until)))
     .fetch_one(pool)
     .await
 }

@@ -2,7 +2,7 @@
 //! materialization and the counters kept by every update write.
 
 use crate::codec::{
-    after, from_json, name_of, ns, overfetch, page, to_i64, to_json, to_u64, DbTime,
+    after, db_time, from_json, name_of, overfetch, page, to_i64, to_json, to_u64, DbTime,
 };
 use crate::error::{conflict_as, map};
 use crate::PgStore;
@@ -120,7 +120,7 @@ fn queued_wake_at(campaign: &Campaign, now: Timestamp) -> Option<DbTime> {
         .timeouts
         .get(UpdateState::Queued)
         .and_then(|d| now.checked_add_signed(d))
-        .map(ns)
+        .map(db_time)
 }
 
 pub(crate) fn decode_all(docs: Vec<serde_json::Value>) -> Result<Vec<Campaign>, StoreError> {
@@ -409,7 +409,7 @@ impl CampaignStore for PgStore {
             bind_classify(sqlx::query(&insert_sql), campaign, package)
                 .bind(package.id.0)
                 .bind(&starts)
-                .bind(ns(now))
+                .bind(db_time(now))
                 .bind(queued_wake_at(campaign, now))
                 .execute(&mut *tx)
                 .await

@@ -8,7 +8,7 @@
 //!
 //! [`NoticeOutbox::claim_and_release`]: ota_core::store::NoticeOutbox::claim_and_release
 
-use crate::codec::{from_json, ns};
+use crate::codec::{db_time, from_json};
 use crate::error::map;
 use crate::updates::{decode_update, push_queued_pick, UPDATE_COLUMNS};
 use crate::PgStore;
@@ -93,7 +93,7 @@ pub(crate) async fn claim_and_release(
         sqlx::query("UPDATE ota_updates SET lease_owner = $2, lease_until = $3 WHERE id = ANY($1)")
             .bind(&ids)
             .bind(&request.owner)
-            .bind(ns(until))
+            .bind(db_time(until))
             .execute(&mut *tx)
             .await
             .map_err(map)?;

@@ -9,19 +9,19 @@ use uuid::Uuid;
 pub(crate) use crate::time::DbTime;
 
 /// A time as a `timestamptz` value: truncated to the microsecond (PostgreSQL's precision),
-/// within PostgreSQL's range. (The name is older than the column type; see [`DbTime`].)
-pub(crate) fn ns(t: Timestamp) -> DbTime {
+/// within PostgreSQL's range (see [`DbTime`]).
+pub(crate) fn db_time(t: Timestamp) -> DbTime {
     DbTime::from_timestamp(t)
 }
 
 /// A time read from a `timestamptz` column.
-pub(crate) fn from_ns(t: DbTime) -> Timestamp {
+pub(crate) fn from_db_time(t: DbTime) -> Timestamp {
     t.to_timestamp()
 }
 
 /// An optional time as a `timestamptz` value.
-pub(crate) fn ns_opt(t: Option<Timestamp>) -> Option<DbTime> {
-    t.map(ns)
+pub(crate) fn db_time_opt(t: Option<Timestamp>) -> Option<DbTime> {
+    t.map(db_time)
 }
 
 /// The serde form of a value as JSON, for `jsonb` columns.

@@ -1,6 +1,6 @@
 //! [`DeviceStore`] on PostgreSQL: profiles, groups, devices and their group memberships.
 
-use crate::codec::{after, from_ns, ns, overfetch, page, DbTime};
+use crate::codec::{after, db_time, from_db_time, overfetch, page, DbTime};
 use crate::device_edits::{GROUPS, PROFILES};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
@@ -50,7 +50,7 @@ pub(crate) fn decode_device(row: &PgRow) -> Result<Device, StoreError> {
                 row.try_get("sw_version").map_err(map)?,
             ),
         },
-        created_at: from_ns(row.try_get("created_at").map_err(map)?),
+        created_at: from_db_time(row.try_get("created_at").map_err(map)?),
     })
 }
 
@@ -69,7 +69,7 @@ fn decode_profile(row: &PgRow) -> Result<DeviceProfile, StoreError> {
         id: ProfileId(id),
         tenant_id,
         name,
-        created_at: from_ns(created_at),
+        created_at: from_db_time(created_at),
     })
 }
 
@@ -79,7 +79,7 @@ fn decode_group(row: &PgRow) -> Result<DeviceGroup, StoreError> {
         id: GroupId(id),
         tenant_id,
         name,
-        created_at: from_ns(created_at),
+        created_at: from_db_time(created_at),
     })
 }
 
@@ -141,7 +141,7 @@ impl DeviceStore for PgStore {
         .bind(profile.id.0)
         .bind(profile.tenant_id.0)
         .bind(&profile.name)
-        .bind(ns(profile.created_at))
+        .bind(db_time(profile.created_at))
         .execute(&mut *tx)
         .await
         .map_err(conflict_as(
@@ -197,7 +197,7 @@ impl DeviceStore for PgStore {
         .bind(group.id.0)
         .bind(group.tenant_id.0)
         .bind(&group.name)
-        .bind(ns(group.created_at))
+        .bind(db_time(group.created_at))
         .execute(&mut *tx)
         .await
         .map_err(conflict_as(
@@ -616,6 +616,6 @@ impl DeviceColumns {
         self.fw_version.push(fw.map(|t| t.version.clone()));
         self.sw_title.push(sw.map(|t| t.title.clone()));
         self.sw_version.push(sw.map(|t| t.version.clone()));
-        self.created_at.push(ns(d.created_at));
+        self.created_at.push(db_time(d.created_at));
     }
 }

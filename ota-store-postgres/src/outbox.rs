@@ -6,7 +6,7 @@
 //! the payload is the notices' device ids, comma-separated, at most 100 per notification), so
 //! that the instance holding a device's connection can take its notice at once.
 
-use crate::codec::{from_json, from_ns, name_of, ns, to_json, to_u64};
+use crate::codec::{db_time, from_db_time, from_json, name_of, to_json, to_u64};
 use crate::error::map;
 use crate::PgStore;
 use async_trait::async_trait;
@@ -75,9 +75,9 @@ impl NoticeOutbox for PgStore {
         .bind(notice.device_id().0)
         .bind(name_of(&notice.kind()))
         .bind(to_json(notice)?)
-        .bind(ns(entry.created_at))
+        .bind(db_time(entry.created_at))
         .bind(lease.map(|l| l.owner.clone()))
-        .bind(lease.map(|l| ns(l.until)))
+        .bind(lease.map(|l| db_time(l.until)))
         .execute(&self.pool)
         .await
         .map_err(map)?;
@@ -93,7 +93,7 @@ impl NoticeOutbox for PgStore {
             "WITH picked AS (SELECT id FROM ota_outbox
              WHERE (lease_until IS NULL OR lease_until <= ",
         );
-        q.push_bind(ns(request.now)).push(")");
+        q.push_bind(db_time(request.now)).push(")");
         if let Some(devices) = &request.devices {
             let ids: Vec<Uuid> = devices.iter().map(|d| d.0).collect();
             q.push(" AND device_id = ANY(").push_bind(ids).push(")");
@@ -103,7 +103,7 @@ impl NoticeOutbox for PgStore {
             .push(" FOR UPDATE SKIP LOCKED) UPDATE ota_outbox b SET lease_owner = ")
             .push_bind(request.owner.clone())
             .push(", lease_until = ")
-            .push_bind(ns(until))
+            .push_bind(db_time(until))
             .push(" FROM picked WHERE b.id = picked.id RETURNING b.id, b.doc, b.created_at");
         let rows = q.build().fetch_all(&self.pool).await.map_err(map)?;
         let mut claimed = rows
@@ -112,7 +112,7 @@ impl NoticeOutbox for PgStore {
                 Ok(OutboxEntry {
                     id: NoticeId(row.try_get("id").map_err(map)?),
                     notice: from_json("notice", row.try_get("doc").map_err(map)?)?,
-                    created_at: from_ns(row.try_get("created_at").map_err(map)?),
+                    created_at: from_db_time(row.try_get("created_at").map_err(map)?),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

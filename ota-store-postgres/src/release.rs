@@ -6,7 +6,7 @@
 //!
 //! [`NoticeOutbox::release_with_notices`]: ota_core::store::NoticeOutbox::release_with_notices
 
-use crate::codec::{name_of, ns, to_i64, to_json, DbTime};
+use crate::codec::{db_time, name_of, to_i64, to_json, DbTime};
 use crate::error::map;
 use crate::updates::{UpdateColumns, COUNT_TRANSITIONED};
 use ota_core::store::{Release, StoreError};
@@ -164,9 +164,9 @@ pub(crate) async fn statement<'e>(
         notice_kind.push(name_of(&r.notice.notice.kind()));
         notice_device.push(r.notice.notice.device_id().0);
         notice_doc.push(to_json(&r.notice.notice)?.to_string());
-        notice_at.push(ns(r.notice.created_at));
+        notice_at.push(db_time(r.notice.created_at));
         lease_owner.push(r.lease.as_ref().map(|l| l.owner.clone()));
-        lease_until.push(r.lease.as_ref().map(|l| ns(l.until)));
+        lease_until.push(r.lease.as_ref().map(|l| db_time(l.until)));
     }
     let sql = format!(
         "WITH i AS (

@@ -1,6 +1,6 @@
 //! [`ScheduleStore`] on PostgreSQL.
 
-use crate::codec::{after, from_json, ns, ns_opt, overfetch, page, to_i64, to_json};
+use crate::codec::{after, db_time, db_time_opt, from_json, overfetch, page, to_i64, to_json};
 use crate::error::{conflict_as, map};
 use crate::PgStore;
 use async_trait::async_trait;
@@ -31,7 +31,7 @@ impl ScheduleStore for PgStore {
         )
         .bind(event.id.0)
         .bind(event.tenant_id.0)
-        .bind(ns_opt(event.next_run))
+        .bind(db_time_opt(event.next_run))
         .bind(to_i64(event.revision))
         .bind(to_json(event)?)
         .execute(&mut *tx)
@@ -70,7 +70,7 @@ impl ScheduleStore for PgStore {
         .bind(event.id.0)
         .bind(event.tenant_id.0)
         .bind(to_i64(expected_revision))
-        .bind(ns_opt(event.next_run))
+        .bind(db_time_opt(event.next_run))
         .bind(to_i64(event.revision))
         .bind(to_json(event)?)
         .execute(&mut *tx)
@@ -140,7 +140,7 @@ impl ScheduleStore for PgStore {
         let docs = sqlx::query_scalar(
             "SELECT doc FROM ota_schedules WHERE next_run <= $1 ORDER BY next_run, id LIMIT $2",
         )
-        .bind(ns(now))
+        .bind(db_time(now))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await

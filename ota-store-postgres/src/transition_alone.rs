@@ -1,7 +1,7 @@
 //! One transition written on its own (a lone caller, batching off, or a batch the server
 //! refused as a whole), with the device's reported current version when it carries one.
 
-use crate::codec::{name_of, ns, ns_opt, to_i64, to_json};
+use crate::codec::{db_time, db_time_opt, name_of, to_i64, to_json};
 use crate::error::map;
 use crate::transition_batch::{outcome_unknown, settle, Item};
 use crate::updates::{conflict_message, i32_of, COUNT_TRANSITIONED, TRANSITION_ALONE};
@@ -68,11 +68,11 @@ pub(crate) async fn transition_attempt(
     .bind(i32_of(update.attempt))
     .bind(update.progress.map(i16::from))
     .bind(&update.error)
-    .bind(ns(update.created_at))
-    .bind(ns(update.state_changed_at))
-    .bind(ns(update.updated_at))
-    .bind(ns_opt(update.retry_at))
-    .bind(ns_opt(update.wake_at))
+    .bind(db_time(update.created_at))
+    .bind(db_time(update.state_changed_at))
+    .bind(db_time(update.updated_at))
+    .bind(db_time_opt(update.retry_at))
+    .bind(db_time_opt(update.wake_at))
     .bind(to_i64(update.revision))
     .bind(history.device_id.0)
     .bind(match to_json(history) {

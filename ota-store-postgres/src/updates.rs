@@ -2,8 +2,8 @@
 //! campaign counters changed in the same statement as every creation and transition.
 
 use crate::codec::{
-    from_json, from_ns, name_of, ns, ns_opt, overfetch, page, parse_name, to_i64, to_json, to_u64,
-    DbTime,
+    db_time, db_time_opt, from_db_time, from_json, name_of, overfetch, page, parse_name, to_i64,
+    to_json, to_u64, DbTime,
 };
 use crate::error::map;
 use crate::transition_batch::Item;
@@ -50,11 +50,11 @@ pub(crate) fn decode_update(row: &PgRow) -> Result<Update, StoreError> {
         attempt: u32::try_from(attempt).unwrap_or(0),
         progress: progress.and_then(|p| u8::try_from(p).ok()),
         error: row.try_get("error").map_err(map)?,
-        created_at: from_ns(row.try_get("created_at").map_err(map)?),
-        state_changed_at: from_ns(row.try_get("state_changed_at").map_err(map)?),
-        updated_at: from_ns(row.try_get("updated_at").map_err(map)?),
-        retry_at: retry_at.map(from_ns),
-        wake_at: wake_at.map(from_ns),
+        created_at: from_db_time(row.try_get("created_at").map_err(map)?),
+        state_changed_at: from_db_time(row.try_get("state_changed_at").map_err(map)?),
+        updated_at: from_db_time(row.try_get("updated_at").map_err(map)?),
+        retry_at: retry_at.map(from_db_time),
+        wake_at: wake_at.map(from_db_time),
         revision: to_u64(row.try_get("revision").map_err(map)?),
     })
 }
@@ -132,11 +132,11 @@ impl UpdateColumns {
         self.attempt.push(i32_of(u.attempt));
         self.progress.push(u.progress.map(i16::from));
         self.error.push(u.error.clone());
-        self.created_at.push(ns(u.created_at));
-        self.state_changed_at.push(ns(u.state_changed_at));
-        self.updated_at.push(ns(u.updated_at));
-        self.retry_at.push(ns_opt(u.retry_at));
-        self.wake_at.push(ns_opt(u.wake_at));
+        self.created_at.push(db_time(u.created_at));
+        self.state_changed_at.push(db_time(u.state_changed_at));
+        self.updated_at.push(db_time(u.updated_at));
+        self.retry_at.push(db_time_opt(u.retry_at));
+        self.wake_at.push(db_time_opt(u.wake_at));
         self.revision.push(to_i64(u.revision));
     }
 }
@@ -243,7 +243,7 @@ pub(crate) fn push_queued_pick(
         }
     };
     q.push(" AND (lease_until IS NULL OR lease_until <= ")
-        .push_bind(ns(request.now))
+        .push_bind(db_time(request.now))
         .push(")")
         .push(order)
         .push(" LIMIT ")
@@ -265,7 +265,7 @@ async fn lease(
     q.push(") UPDATE ota_updates u SET lease_owner = ")
         .push_bind(request.owner.clone())
         .push(", lease_until = ")
-        .push_bind(ns(until))
+        .push_bind(db_time(until))
         .push(" FROM picked WHERE u.id = picked.id RETURNING ");
     q.push(
         UPDATE_COLUMNS
@@ -498,9 +498,9 @@ impl UpdateStore for PgStore {
     async fn claim_due(&self, request: &ClaimRequest) -> Result<Vec<Update>, StoreError> {
         let mut q =
             QueryBuilder::new("WITH picked AS (SELECT id FROM ota_updates WHERE wake_at <= ");
-        q.push_bind(ns(request.now))
+        q.push_bind(db_time(request.now))
             .push(" AND (lease_until IS NULL OR lease_until <= ")
-            .push_bind(ns(request.now))
+            .push_bind(db_time(request.now))
             .push(") ORDER BY wake_at, id LIMIT ")
             .push_bind(i64::from(request.limit))
             .push(" FOR UPDATE SKIP LOCKED");
