@@ -7,10 +7,11 @@
 //!
 //! [`UpdateStore::transition_audited`]: ota_core::store::UpdateStore::transition_audited
 
-use crate::codec::{db_time, db_time_opt, name_of, to_i64, to_json};
+use crate::codec::{db_time, name_of, to_json};
 use crate::error::map;
+use crate::transition_alone::{bind_transition, not_applied};
 use crate::transition_batch::outcome_unknown;
-use crate::updates::{conflict_message, i32_of, COUNT_TRANSITIONED, TRANSITION_ALONE};
+use crate::updates::{conflict_message, COUNT_TRANSITIONED, TRANSITION_ALONE};
 use ota_core::store::{AuditedTransition, StoreError};
 use sqlx::PgPool;
 
@@ -21,7 +22,12 @@ use sqlx::PgPool;
 pub(crate) async fn write(pool: &PgPool, write: &AuditedTransition) -> Result<(), StoreError> {
     match statement(pool, write).await {
         Ok(1) => Ok(()),
-        Ok(_) => why_not(pool, write).await,
+        Ok(_) => Err(not_applied(
+            pool,
+            &write.transition.update,
+            write.transition.expected_revision,
+        )
+        .await),
         Err(e) if outcome_unknown(&e) => settle(pool, write, map(e)).await,
         Err(e) => Err(refused(e)),
     }
@@ -39,7 +45,7 @@ async fn statement(pool: &PgPool, write: &AuditedTransition) -> Result<i64, sqlx
         .map(|n| to_json(&n.notice))
         .transpose()
         .map_err(encode)?;
-    sqlx::query_scalar(&format!(
+    let sql = format!(
         "WITH {TRANSITION_ALONE},
          counted AS ({COUNT_TRANSITIONED}),
          audited AS (
@@ -55,29 +61,14 @@ async fn statement(pool: &PgPool, write: &AuditedTransition) -> Result<i64, sqlx
             SELECT $26, $2, $28, $27, $29, $30, $31, $32 FROM upd WHERE $26::uuid IS NOT NULL
          )
          SELECT count(*) FROM upd"
-    ))
-    .bind(update.id.0)
-    .bind(update.tenant_id.0)
-    .bind(to_i64(t.expected_revision))
-    .bind(update.device_id.0)
-    .bind(name_of(&update.kind))
-    .bind(update.package_id.0)
-    .bind(&update.target.title)
-    .bind(&update.target.version)
-    .bind(update.campaign_id.map(|c| c.0))
-    .bind(i32_of(update.wave))
-    .bind(update.state.name())
-    .bind(i32_of(update.attempt))
-    .bind(update.progress.map(i16::from))
-    .bind(&update.error)
-    .bind(db_time(update.created_at))
-    .bind(db_time(update.state_changed_at))
-    .bind(db_time(update.updated_at))
-    .bind(db_time_opt(update.retry_at))
-    .bind(db_time_opt(update.wake_at))
-    .bind(to_i64(update.revision))
-    .bind(t.history.device_id.0)
-    .bind(history_doc)
+    );
+    bind_transition(
+        sqlx::query_scalar(&sql),
+        update,
+        t.expected_revision,
+        &t.history,
+        history_doc,
+    )
     .bind(write.audit.id)
     .bind(write.audit.tenant_id.0)
     .bind(audit_doc)
@@ -101,26 +92,6 @@ fn refused(e: sqlx::Error) -> StoreError {
         return StoreError::conflict("audit entry", "the id exists; the audit log is append only");
     }
     conflict_message(e)
-}
-
-/// Why a statement that ran wrote nothing: the stored revision differs, or there is no such
-/// update.
-async fn why_not(pool: &PgPool, write: &AuditedTransition) -> Result<(), StoreError> {
-    let t = &write.transition;
-    let stored: Option<i64> =
-        sqlx::query_scalar("SELECT revision FROM ota_updates WHERE id = $1 AND tenant_id = $2")
-            .bind(t.update.id.0)
-            .bind(t.update.tenant_id.0)
-            .fetch_optional(pool)
-            .await
-            .map_err(map)?;
-    match stored {
-        None => Err(StoreError::not_found("update", t.update.id)),
-        Some(r) => Err(StoreError::precondition(format!(
-            "update {} is at revision {r}, not {}",
-            t.update.id, t.expected_revision
-        ))),
-    }
 }
 
 /// The answer for a statement whose reply was lost: applied when its entry is stored (it

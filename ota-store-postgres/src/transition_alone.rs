@@ -6,6 +6,10 @@ use crate::error::map;
 use crate::transition_batch::{outcome_unknown, settle, Item};
 use crate::updates::{conflict_message, i32_of, COUNT_TRANSITIONED, TRANSITION_ALONE};
 use ota_core::store::StoreError;
+use ota_core::update::{HistoryEntry, Update};
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
+use sqlx::{PgPool, Postgres};
 
 /// Applies one transition: the update row (if still at the expected revision), its history
 /// entry, the campaign counters and the device's current version (when the item carries
@@ -36,7 +40,7 @@ pub(crate) async fn transition_attempt(
         &item.transition.history,
     );
     let (cur_fw, cur_title, cur_version) = item.current_columns();
-    let changed: i64 = match sqlx::query_scalar(&format!(
+    let sql = format!(
         "WITH {TRANSITION_ALONE},
          counted AS ({COUNT_TRANSITIONED}),
          cur AS (
@@ -53,37 +57,18 @@ pub(crate) async fn transition_attempt(
                   IS DISTINCT FROM ($24::text, $25::text)
          )
          SELECT count(*) FROM upd"
-    ))
-    .bind(update.id.0)
-    .bind(update.tenant_id.0)
-    .bind(to_i64(expected_revision))
-    .bind(update.device_id.0)
-    .bind(name_of(&update.kind))
-    .bind(update.package_id.0)
-    .bind(&update.target.title)
-    .bind(&update.target.version)
-    .bind(update.campaign_id.map(|c| c.0))
-    .bind(i32_of(update.wave))
-    .bind(update.state.name())
-    .bind(i32_of(update.attempt))
-    .bind(update.progress.map(i16::from))
-    .bind(&update.error)
-    .bind(db_time(update.created_at))
-    .bind(db_time(update.state_changed_at))
-    .bind(db_time(update.updated_at))
-    .bind(db_time_opt(update.retry_at))
-    .bind(db_time_opt(update.wake_at))
-    .bind(to_i64(update.revision))
-    .bind(history.device_id.0)
-    .bind(match to_json(history) {
+    );
+    let history_doc = match to_json(history) {
         Ok(doc) => doc,
         Err(e) => return Ok(Err(e)),
-    })
-    .bind(cur_fw)
-    .bind(cur_title)
-    .bind(cur_version)
-    .fetch_one(pool)
-    .await
+    };
+    let query = sqlx::query_scalar(&sql);
+    let changed: i64 = match bind_transition(query, update, expected_revision, history, history_doc)
+        .bind(cur_fw)
+        .bind(cur_title)
+        .bind(cur_version)
+        .fetch_one(pool)
+        .await
     {
         Ok(n) => n,
         Err(e) if outcome_unknown(&e) => return Err(e),
@@ -92,18 +77,64 @@ pub(crate) async fn transition_attempt(
     if changed == 1 {
         return Ok(Ok(()));
     }
+    Ok(Err(not_applied(pool, update, expected_revision).await))
+}
+
+/// Binds the parameters `$1`-`$22` of [`TRANSITION_ALONE`]: the update as it is to be written,
+/// the revision the stored row must be at, and the update's history entry (`history_doc` is
+/// `history` as JSON).
+pub(crate) fn bind_transition<'q, O>(
+    query: QueryScalar<'q, Postgres, O, PgArguments>,
+    update: &'q Update,
+    expected_revision: u64,
+    history: &HistoryEntry,
+    history_doc: serde_json::Value,
+) -> QueryScalar<'q, Postgres, O, PgArguments> {
+    query
+        .bind(update.id.0)
+        .bind(update.tenant_id.0)
+        .bind(to_i64(expected_revision))
+        .bind(update.device_id.0)
+        .bind(name_of(&update.kind))
+        .bind(update.package_id.0)
+        .bind(&update.target.title)
+        .bind(&update.target.version)
+        .bind(update.campaign_id.map(|c| c.0))
+        .bind(i32_of(update.wave))
+        .bind(update.state.name())
+        .bind(i32_of(update.attempt))
+        .bind(update.progress.map(i16::from))
+        .bind(&update.error)
+        .bind(db_time(update.created_at))
+        .bind(db_time(update.state_changed_at))
+        .bind(db_time(update.updated_at))
+        .bind(db_time_opt(update.retry_at))
+        .bind(db_time_opt(update.wake_at))
+        .bind(to_i64(update.revision))
+        .bind(history.device_id.0)
+        .bind(history_doc)
+}
+
+/// Why a [`TRANSITION_ALONE`] statement that ran did not apply to `update`: the stored row is
+/// at another revision than `expected_revision`, or there is no such update (or reading it
+/// failed).
+pub(crate) async fn not_applied(
+    pool: &PgPool,
+    update: &Update,
+    expected_revision: u64,
+) -> StoreError {
     let stored: Result<Option<i64>, sqlx::Error> =
         sqlx::query_scalar("SELECT revision FROM ota_updates WHERE id = $1 AND tenant_id = $2")
             .bind(update.id.0)
             .bind(update.tenant_id.0)
             .fetch_optional(pool)
             .await;
-    Ok(match stored {
-        Err(e) => Err(map(e)),
-        Ok(None) => Err(StoreError::not_found("update", update.id)),
-        Ok(Some(r)) => Err(StoreError::precondition(format!(
+    match stored {
+        Err(e) => map(e),
+        Ok(None) => StoreError::not_found("update", update.id),
+        Ok(Some(r)) => StoreError::precondition(format!(
             "update {} is at revision {r}, not {expected_revision}",
             update.id
-        ))),
-    })
+        )),
+    }
 }
